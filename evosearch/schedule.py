@@ -1,0 +1,317 @@
+"""Evolution schedules, their compute cost, presets and the budget planner.
+
+A schedule says *when* generations happen (step indices s_0 < … < s_{G-1} of a T-step sampler) and *how many*
+individuals each holds (K = [k_start, k_1, …, k_G]), plus which strategy runs: EvoSearch, Best-of-N (no generations)
+or particle sampling (selection-only resampling). Compute follows method.md §4:
+
+    NFE = k_start·T + Σ_g k_{g+1}·(T − s_g)
+
+because every child born at s_g is rolled out once to the end and its states at later evolution steps are archived and
+reused. Particle sampling with x0-prediction rewards (FK-steering) costs n·T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+__all__ = ["Schedule", "STRATEGIES", "POTENTIALS", "PARTICLE_FITNESS", "PRESETS", "default_evolution_steps"]
+
+STRATEGIES = ("evosearch", "best_of_n", "particles")
+#: FK-steering potentials (Singhal et al. 2025): weights exp(λ·max(r_t, r_prev)), exp(λ·(r_t − r_prev)), exp(λ·Σ r).
+POTENTIALS = ("max", "diff", "add")
+#: Particle fitness: "x0" scores the model's x0 prediction at the resampling step (FK-steering, no extra NFE);
+#: "rollout" scores a full stochastic rollout like EvoSearch (the paper's selection-only special case).
+PARTICLE_FITNESS = ("x0", "rollout")
+
+#: The official code's settings (method.md §5), all at T = 50 sampler steps.
+PRESETS: dict[str, dict[str, object]] = {
+    "sd21": {"steps": 50, "evolution_steps": (0, 20, 30, 40), "population": (42, 26, 26, 26, 30), "elites": 5},
+    "flux": {"steps": 50, "evolution_steps": (5, 20, 30, 40), "population": (14, 7, 7, 7, 10), "elites": 3},
+    "wan": {"steps": 50, "evolution_steps": (5, 20, 30, 45), "population": (10, 5, 5, 5, 5), "elites": 2},
+}
+
+
+def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
+    if isinstance(values, int):
+        values = (values,)
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a list of integers, got {values!r}") from e
+    if any(float(v) != o for v, o in zip(values, out)):
+        raise ValueError(f"{name} must be a list of integers, got {list(values)!r}")
+    return out
+
+
+def default_evolution_steps(steps: int, generations: int = 4) -> tuple[int, ...]:
+    """Evenly spread evolution steps in the paper's pattern: x_T, then 40%, 60%, 80% of the way (0,20,30,40 at T=50)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if generations < 1:
+        return ()
+    fractions = [0.0] + [0.4 + 0.4 * g / max(generations - 1, 1) for g in range(generations - 1)]
+    picked = sorted({min(steps - 1, round(f * steps)) for f in fractions})
+    return tuple(picked)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When generations happen and how big they are.
+
+    Args:
+        evolution_steps: step indices s_0 < s_1 < … (0 = the initial noise x_T) at which a generation is formed.
+        population: ``len(evolution_steps) + 1`` sizes: k_start initial individuals, then the children of each
+            generation. A population may grow or shrink between generations.
+        strategy: ``"evosearch"``, ``"best_of_n"`` or ``"particles"``.
+        potential, lam, fitness: particle-sampling settings (see :data:`POTENTIALS`, :data:`PARTICLE_FITNESS`).
+    """
+
+    evolution_steps: tuple[int, ...]
+    population: tuple[int, ...]
+    strategy: str = "evosearch"
+    potential: str = "max"
+    lam: float = 10.0
+    fitness: str = "x0"
+
+    def __post_init__(self) -> None:
+        steps = _int_tuple("evolution_steps", self.evolution_steps)
+        population = _int_tuple("population", self.population)
+        object.__setattr__(self, "evolution_steps", steps)
+        object.__setattr__(self, "population", population)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if len(population) != len(steps) + 1:
+            raise ValueError(
+                f"population must have len(evolution_steps) + 1 = {len(steps) + 1} entries "
+                f"(k_start, then one per generation), got {len(population)}: {list(population)}"
+            )
+        for i, k in enumerate(population):
+            if k < 1:
+                raise ValueError(f"population[{i}] must be >= 1 individual, got {k}")
+        for i, s in enumerate(steps):
+            if s < 0:
+                raise ValueError(f"evolution_steps[{i}] must be >= 0, got {s}")
+            if i and s <= steps[i - 1]:
+                raise ValueError(
+                    f"evolution_steps must be strictly increasing, got {list(steps)} "
+                    f"({steps[i - 1]} then {s} at index {i})"
+                )
+        if self.strategy == "best_of_n" and steps:
+            raise ValueError(f"best_of_n has no evolution steps, got {list(steps)}")
+        if self.strategy == "particles":
+            if self.potential not in POTENTIALS:
+                raise ValueError(f"potential must be one of {POTENTIALS}, got {self.potential!r}")
+            if self.fitness not in PARTICLE_FITNESS:
+                raise ValueError(f"fitness must be one of {PARTICLE_FITNESS}, got {self.fitness!r}")
+            if len(set(population)) != 1:
+                raise ValueError(f"particle sampling keeps a constant number of particles, got {list(population)}")
+            if self.fitness == "x0" and steps and steps[0] < 1:
+                raise ValueError(
+                    "particle resample_steps must be >= 1 with x0-prediction rewards (the first prediction is made "
+                    f"at step 0 and scored at step 1), got {list(steps)}"
+                )
+            if not self.lam >= 0:
+                raise ValueError(f"lam (λ, the potential's inverse temperature) must be >= 0, got {self.lam}")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def best_of_n(cls, n: int) -> Schedule:
+        """N independent full trajectories, keep the best (the paper's Best-of-N baseline)."""
+        return cls(evolution_steps=(), population=(n,), strategy="best_of_n")
+
+    @classmethod
+    def particles(
+        cls,
+        n: int,
+        resample_steps: Sequence[int],
+        *,
+        potential: str = "max",
+        lam: float = 10.0,
+        fitness: str = "x0",
+    ) -> Schedule:
+        """Particle sampling: n particles, selection-only resampling at ``resample_steps``, no mutation.
+
+        ``fitness="x0"`` is FK-steering (Singhal et al. 2025; the paper's baseline): rewards of the x0 predictions,
+        weights from ``potential`` with inverse temperature ``lam``, multinomial resampling, n·T NFE.
+        ``fitness="rollout"`` scores full rollouts instead (EvoSearch without initial-noise search and mutation).
+        """
+        steps = _int_tuple("resample_steps", resample_steps)
+        return cls(
+            evolution_steps=steps,
+            population=(int(n),) * (len(steps) + 1),
+            strategy="particles",
+            potential=potential,
+            lam=float(lam),
+            fitness=fitness,
+        )
+
+    @classmethod
+    def preset(cls, name: str, steps: int | None = None) -> Schedule:
+        """The official code's schedule for ``"sd21"``, ``"flux"`` or ``"wan"`` (method.md §5), at 50 steps.
+
+        With ``steps`` given, the evolution steps are rescaled to that many sampler steps (see :meth:`rescaled`).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        p = PRESETS[name]
+        schedule = cls(evolution_steps=p["evolution_steps"], population=p["population"])  # type: ignore[arg-type]
+        return schedule if steps is None else schedule.rescaled(steps, reference_steps=int(p["steps"]))  # type: ignore[arg-type]
+
+    @classmethod
+    def plan(
+        cls,
+        budget_nfe: int,
+        steps: int,
+        evolution_steps: Sequence[int] | None = None,
+        *,
+        strategy: str = "evosearch",
+        potential: str = "max",
+        lam: float = 10.0,
+        fitness: str = "x0",
+    ) -> Schedule:
+        """The schedule with the most compute that fits ``budget_nfe`` model evaluations of a ``steps``-step sampler.
+
+        EvoSearch follows the paper's rule of thumb, K = [2k, k, …, k], with the k that fits, then spends what is
+        left one individual at a time on the cheapest generations first, so the plan ends within one rollout of the
+        latest generation (T − s_{G-1} NFE) below the budget. Best-of-N and particles get n = ⌊budget / T⌋.
+        ``evolution_steps`` defaults to :func:`default_evolution_steps`.
+        """
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        budget = int(budget_nfe)
+        if budget < steps:
+            raise ValueError(
+                f"budget_nfe={budget} is below one trajectory ({steps} NFE for {steps} steps); "
+                f"the valid range is >= {steps}"
+            )
+        if strategy == "best_of_n":
+            return cls.best_of_n(budget // steps)
+        if evolution_steps is None:
+            evolution_steps = default_evolution_steps(steps)
+        evo = _int_tuple("evolution_steps", evolution_steps)
+        if strategy == "particles":
+            if fitness == "x0":
+                evo = tuple(s for s in evo if s > 0)
+                return cls.particles(budget // steps, evo, potential=potential, lam=lam, fitness=fitness)
+            cost = steps + sum(steps - s for s in evo)
+            if budget < cost:
+                raise ValueError(
+                    f"budget_nfe={budget} is below the {cost} NFE one particle needs with rollout fitness at "
+                    f"resample steps {list(evo)}; raise the budget or use fewer resample steps"
+                )
+            return cls.particles(budget // cost, evo, potential=potential, lam=lam, fitness=fitness)
+        if strategy != "evosearch":
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        probe = cls(evolution_steps=evo, population=(1,) * (len(evo) + 1))
+        probe.validate(steps)
+        costs = [steps] + [steps - s for s in evo]
+        minimum = sum(costs)
+        if budget < minimum:
+            raise ValueError(
+                f"budget_nfe={budget} is below the {minimum} NFE that one individual per generation needs at "
+                f"evolution steps {list(evo)} with {steps} steps; raise the budget, use fewer evolution steps, "
+                "or use Best-of-N"
+            )
+        unit = 2 * costs[0] + sum(costs[1:])
+        k = budget // unit
+        population = [2 * k] + [k] * len(evo) if k >= 1 else [1] * (len(evo) + 1)
+        left = budget - sum(n * c for n, c in zip(population, costs))
+        cheapest_first = sorted(range(len(costs)), key=lambda g: (costs[g], -g))
+        while True:
+            added = False
+            for g in cheapest_first:
+                if costs[g] <= left:
+                    population[g] += 1
+                    left -= costs[g]
+                    added = True
+            if not added:
+                break
+        return cls(evolution_steps=evo, population=tuple(population))
+
+    # ------------------------------------------------------------------ accounting
+    def validate(self, steps: int) -> None:
+        """Check the schedule against a ``steps``-step sampler (evolution steps must lie in [0, steps-1])."""
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        for i, s in enumerate(self.evolution_steps):
+            if s > steps - 1:
+                raise ValueError(
+                    f"evolution_steps[{i}]={s} is out of range for a {steps}-step sampler: "
+                    f"valid range is [0, {steps - 1}]"
+                )
+
+    def nfe(self, steps: int, evals_per_step: int = 1) -> int:
+        """Model evaluations of the whole search (method.md §4); the engine's counted ``result.nfe`` equals this."""
+        self.validate(steps)
+        if self.strategy == "particles" and self.fitness == "x0":
+            return self.population[0] * steps * evals_per_step
+        total = self.population[0] * steps
+        for s, k in zip(self.evolution_steps, self.population[1:]):
+            total += k * (steps - s)
+        return total * evals_per_step
+
+    def reward_calls(self, steps: int | None = None) -> int:
+        """Individuals scored by the reward (each also decoded once on the ComfyUI side)."""
+        if self.strategy == "particles" and self.fitness == "x0":
+            return self.population[0] * (len(self.evolution_steps) + 1)
+        return sum(self.population)
+
+    def equal_budget_best_of_n(self, steps: int) -> int:
+        """N of the Best-of-N that spends the same NFE (⌊NFE / T⌋)."""
+        return self.nfe(steps) // int(steps)
+
+    def budget_multiple(self, steps: int) -> float:
+        """NFE as a multiple of one trajectory (the paper's "×100")."""
+        return self.nfe(steps) / int(steps)
+
+    @property
+    def generations(self) -> int:
+        return len(self.evolution_steps)
+
+    def rescaled(self, steps: int, reference_steps: int = 50) -> Schedule:
+        """The same schedule for a ``steps``-step sampler: evolution steps scaled by steps/reference_steps.
+
+        Steps that collide after rounding are merged (their population entry is dropped).
+        """
+        steps, reference_steps = int(steps), int(reference_steps)
+        if steps == reference_steps:
+            return self
+        new_steps: list[int] = []
+        population = [self.population[0]]
+        for s, k in zip(self.evolution_steps, self.population[1:]):
+            scaled = min(steps - 1, round(s * steps / reference_steps))
+            if new_steps and scaled <= new_steps[-1]:
+                continue
+            new_steps.append(scaled)
+            population.append(k)
+        return replace(self, evolution_steps=tuple(new_steps), population=tuple(population))
+
+    def describe(self, steps: int) -> str:
+        """One line for logs and node reports."""
+        nfe = self.nfe(steps)
+        head = {
+            "evosearch": f"EvoSearch at steps {list(self.evolution_steps)}, population {list(self.population)}",
+            "best_of_n": f"Best-of-{self.population[0]}",
+            "particles": (
+                f"Particle sampling ({self.population[0]} particles, resampling at {list(self.evolution_steps)}, "
+                f"{self.fitness} fitness, potential {self.potential}, λ={self.lam:g})"
+            ),
+        }[self.strategy]
+        return (
+            f"{head}: {nfe:,} NFE at {steps} steps (×{nfe / steps:.3g} one trajectory; "
+            f"equal-budget Best-of-{nfe // steps}), {self.reward_calls(steps)} reward calls"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-friendly description (for reports and workflow metadata)."""
+        out: dict[str, object] = {
+            "strategy": self.strategy,
+            "evolution_steps": list(self.evolution_steps),
+            "population": list(self.population),
+        }
+        if self.strategy == "particles":
+            out.update(potential=self.potential, lam=self.lam, fitness=self.fitness)
+        return out

@@ -1,0 +1,17 @@
+"""ComfyUI V3 nodes of the EvoSearch pack: the only package here that imports ComfyUI.
+
+Each module defines ``NODES``, a list of ``io.ComfyNode`` classes; :class:`EvoSearchExtension` registers them all.
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+
+class EvoSearchExtension(ComfyExtension):
+    """The pack's node list for ComfyUI's V3 loader."""
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        from . import demo_nodes, reward_nodes, sampler_nodes
+
+        return [*sampler_nodes.NODES, *reward_nodes.NODES, *demo_nodes.NODES]
