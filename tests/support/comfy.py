@@ -1,0 +1,65 @@
+"""Boot ComfyUI in-process on the CPU and load this pack under a fixed package name (comfyui.md §7-8).
+
+Order matters: ComfyUI's root goes first on sys.path (so its top-level ``nodes`` module wins over this repo's
+``nodes/`` package), ``args.cpu`` is set before ``comfy.model_management`` is imported, and ComfyUI's
+``utils.extra_config`` is imported before ``nodes``, as main.py does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .paths import REPO, comfyui_path
+
+PACK_NAME = "evosearch_pack"
+_booted: ModuleType | None = None
+
+
+def boot() -> ModuleType:
+    """Import ComfyUI (CPU mode) once and return this pack loaded as ``evosearch_pack``."""
+    global _booted
+    if _booted is not None:
+        return _booted
+    path, reason = comfyui_path()
+    if path is None:
+        raise RuntimeError(reason)
+    root = str(path)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    repo = str(REPO)
+    # This repo's own `nodes/` must not shadow ComfyUI's nodes.py: keep the repo root behind ComfyUI's.
+    if repo in sys.path:
+        sys.path.remove(repo)
+        sys.path.insert(1, repo)
+    import comfy.options
+
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+
+    args.cpu = True
+    args.disable_all_custom_nodes = False
+    import utils.extra_config  # noqa: F401  (ComfyUI's own; main.py imports it before nodes)
+    import comfy.model_management  # noqa: F401
+    import nodes  # noqa: F401  (ComfyUI's nodes.py)
+
+    assert Path(nodes.__file__).resolve().parent == path, f"wrong nodes module imported: {nodes.__file__}"
+    _booted = load_pack()
+    return _booted
+
+
+def load_pack() -> ModuleType:
+    """Import the repository as the package ``evosearch_pack`` (what ComfyUI does with a custom-node folder)."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
