@@ -108,8 +108,11 @@ class _Engine:
         size = n if self.chunk_size is None else self.chunk_size
         return [slice(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
 
-    def trajectory_seeds(self, generation: int, indices: Sequence[int], step: int) -> list[int]:
-        return [derive_seed(self.seed, "sde", generation, i, step) for i in indices]
+    def trajectory_noise(self, generation: int, indices: Sequence[int]) -> IndividualNoise:
+        """The sampler-noise streams of trajectories ``indices`` born in ``generation``: one stream per trajectory,
+        consumed across its segments, so a trajectory does not depend on where the schedule cuts it."""
+        seeds = [derive_seed(self.seed, "sde", generation, i) for i in indices]
+        return IndividualNoise(seeds, self.shape, device=self.process.device, dtype=self.process.dtype)
 
     # ------------------------------------------------------------------ running the sampler
     def run_segment(
@@ -117,13 +120,12 @@ class _Engine:
         x: torch.Tensor,
         start: int,
         end: int,
-        seeds: list[int],
+        noise: IndividualNoise,
         capture: tuple[int, ...] = (),
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Advance one chunk from ``start`` to ``end``; return the states at ``end`` and the x0 predictions made at the
         steps listed in ``capture``."""
         process = self.process
-        noise = IndividualNoise(seeds, self.shape, device=x.device, dtype=x.dtype)
         captured: dict[int, torch.Tensor] = {}
 
         def on_step(info: StepInfo) -> None:
@@ -239,13 +241,14 @@ class _Engine:
             indices = range(chunk.start, chunk.stop)
             x = self.to_device(states[chunk])
             at_step = {start: states[chunk].to(self.storage)}  # the level's representation: unit noise at step 0
+            noise = self.trajectory_noise(generation, indices)
             if start == 0:
                 x = self.process.initial_state(x)
             for a, b in zip(bounds[:-1], bounds[1:]):
                 if a != start:
                     at_step[a] = x.detach().to(self.storage)
                 capture = (a,) if want_denoised and a > 0 and any(evo[j] == a for j in marks) else ()
-                x, captured = self.run_segment(x, a, b, self.trajectory_seeds(generation, indices, a), capture)
+                x, captured = self.run_segment(x, a, b, noise, capture)
                 for j in marks:
                     if evo[j] == a and a in captured:
                         kept_denoised[j].append(captured[a])
@@ -359,7 +362,8 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
             xc = engine.to_device(x[chunk])
             if a == 0:
                 xc = process.initial_state(xc)
-            xc, captured = engine.run_segment(xc, a, b, engine.trajectory_seeds(g, range(chunk.start, chunk.stop), a), (b - 1,))
+            noise = engine.trajectory_noise(g, range(chunk.start, chunk.stop))
+            xc, captured = engine.run_segment(xc, a, b, noise, (b - 1,))
             outs.append(xc.detach().to(engine.storage))
             predictions.append(captured[b - 1])
         x = torch.cat(outs)

@@ -1,0 +1,105 @@
+"""Schedules: validation messages, the NFE formula (method.md §4), presets and the budget planner."""
+
+from __future__ import annotations
+
+import pytest
+
+import evosearch as es
+
+
+def test_official_presets_match_method_md_budgets():
+    assert es.Schedule.preset("sd21").nfe(50) == 5000
+    assert es.Schedule.preset("wan").nfe(50) == 1000
+    assert es.Schedule.preset("flux").nfe(50) == 1465
+    assert es.Schedule.preset("sd21").reward_calls() == 150
+    assert es.Schedule.preset("sd21").equal_budget_best_of_n(50) == 100
+    assert es.pool_sizes(es.Schedule.preset("sd21")) == [42, 68, 94, 120]
+
+
+def test_special_case_costs():
+    assert es.Schedule.best_of_n(7).nfe(20) == 140
+    assert es.Schedule.particles(5, [4, 8]).nfe(20) == 100
+    assert es.Schedule.particles(5, [4, 8]).reward_calls() == 15
+    rollout = es.Schedule.particles(5, [4, 8], fitness="rollout")
+    assert rollout.nfe(20) == 5 * 20 + 5 * 16 + 5 * 12
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(evolution_steps=[0, 30, 20], population=[4, 2, 2, 2]), "strictly increasing"),
+        (dict(evolution_steps=[0, 20, 20], population=[4, 2, 2, 2]), "strictly increasing"),
+        (dict(evolution_steps=[-1, 20], population=[4, 2, 2]), "evolution_steps[0] must be >= 0"),
+        (dict(evolution_steps=[0, 20], population=[4, 2]), "population must have len(evolution_steps) + 1 = 3"),
+        (dict(evolution_steps=[0, 20], population=[4, 0, 2]), "population[1] must be >= 1"),
+        (dict(evolution_steps=[0, 20], population=[4, 2, 2], strategy="greedy"), "strategy must be one of"),
+        (dict(evolution_steps=[0, 2.5], population=[4, 2, 2]), "list of integers"),
+    ],
+)
+def test_bad_schedules_name_the_parameter(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        es.Schedule(**kwargs)
+    assert message in str(err.value)
+
+
+def test_out_of_range_evolution_step_names_value_and_range():
+    schedule = es.Schedule(evolution_steps=[0, 10, 50], population=[4, 2, 2, 2])
+    with pytest.raises(ValueError, match=r"evolution_steps\[2\]=50 is out of range .* \[0, 49\]"):
+        schedule.nfe(50)
+
+
+def test_particles_validation():
+    with pytest.raises(ValueError, match="potential must be one of"):
+        es.Schedule.particles(4, [5], potential="softmax")
+    with pytest.raises(ValueError, match="resample_steps must be >= 1"):
+        es.Schedule.particles(4, [0, 5])
+    with pytest.raises(ValueError, match="lam"):
+        es.Schedule.particles(4, [5], lam=-1)
+
+
+@pytest.mark.parametrize("budget", [100, 173, 999, 1000, 4321, 5000, 15000])
+@pytest.mark.parametrize("evolution_steps", [[0, 20, 30, 40], [0, 10, 20, 30, 40], [5, 45], [0]])
+def test_planner_stays_within_budget_and_close(budget, evolution_steps):
+    steps = 50
+    minimum = steps + sum(steps - s for s in evolution_steps)
+    if budget < minimum:
+        with pytest.raises(ValueError, match="budget_nfe"):
+            es.Schedule.plan(budget, steps, evolution_steps)
+        return
+    plan = es.Schedule.plan(budget, steps, evolution_steps)
+    assert plan.evolution_steps == tuple(evolution_steps)
+    assert plan.nfe(steps) <= budget
+    assert budget - plan.nfe(steps) < steps - evolution_steps[-1], "the planner must spend the budget it can"
+
+
+def test_planner_follows_the_rule_of_thumb():
+    plan = es.Schedule.plan(5000, 50, [0, 20, 30, 40])
+    k_start, *children = plan.population
+    assert k_start >= 2 * min(children) - 1
+    assert max(children) - min(children) <= 2
+
+
+def test_planner_rejects_budget_below_one_trajectory():
+    with pytest.raises(ValueError, match=r"budget_nfe=49 is below one trajectory \(50 NFE"):
+        es.Schedule.plan(49, 50)
+
+
+def test_planner_special_cases():
+    assert es.Schedule.plan(1000, 50, strategy="best_of_n") == es.Schedule.best_of_n(20)
+    particles = es.Schedule.plan(1000, 50, [0, 20, 30], strategy="particles")
+    assert particles.population[0] == 20 and particles.evolution_steps == (20, 30)
+
+
+def test_rescaled_preset():
+    schedule = es.Schedule.preset("sd21", steps=25)
+    assert schedule.evolution_steps == (0, 10, 15, 20)
+    assert schedule.population == (42, 26, 26, 26, 30)
+    tiny = es.Schedule.preset("wan", steps=4)
+    assert list(tiny.evolution_steps) == sorted(set(tiny.evolution_steps))
+    assert len(tiny.population) == len(tiny.evolution_steps) + 1
+    tiny.validate(4)
+
+
+def test_describe_reports_budget_and_equal_best_of_n():
+    text = es.Schedule.preset("sd21").describe(50)
+    assert "5,000 NFE" in text and "Best-of-100" in text and "×100" in text
