@@ -79,9 +79,9 @@ class Mutation:
 
     beta: float = 0.3
     intermediate: str = "redraw"
-    strength: float = 0.5
+    strength: float = 1.0
     elites: int | None = None
-    tournament: float = 0.25
+    tournament: float = 0.9
     elite_fraction: float = 0.2
 
     def __post_init__(self) -> None:

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-__all__ = ["Schedule", "STRATEGIES", "POTENTIALS", "PARTICLE_FITNESS", "PRESETS", "default_evolution_steps"]
+__all__ = [
+    "DEFAULT_EVOLUTION_FRACTIONS",
+    "PARTICLE_FITNESS",
+    "POTENTIALS",
+    "PRESETS",
+    "STRATEGIES",
+    "Schedule",
+    "default_evolution_steps",
+]
 
 STRATEGIES = ("evosearch", "best_of_n", "particles")
 #: FK-steering potentials (Singhal et al. 2025): weights exp(λ·max(r_t, r_prev)), exp(λ·(r_t − r_prev)), exp(λ·Σ r).
@@ -44,15 +52,17 @@ def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
     return out
 
 
-def default_evolution_steps(steps: int, generations: int = 4) -> tuple[int, ...]:
-    """Evenly spread evolution steps in the paper's pattern: x_T, then 40%, 60%, 80% of the way (0,20,30,40 at T=50)."""
+#: Where the default schedule places generations, as fractions of the T steps: x_T, then ever denser towards the end,
+#: where children are cheap (a child born at step s costs T − s). Chosen by bench/sweep_defaults.py over the paper's
+#: ring toy and a 64-D mixture; the paper's 0, 40%, 60%, 80% pattern came out behind (see the README's benchmark).
+DEFAULT_EVOLUTION_FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def default_evolution_steps(steps: int, fractions: Sequence[float] = DEFAULT_EVOLUTION_FRACTIONS) -> tuple[int, ...]:
+    """Evolution steps at ``fractions`` of a ``steps``-step sampler (rounded, deduplicated, at most steps − 1)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if generations < 1:
-        return ()
-    fractions = [0.0] + [0.4 + 0.4 * g / max(generations - 1, 1) for g in range(generations - 1)]
-    picked = sorted({min(steps - 1, round(f * steps)) for f in fractions})
-    return tuple(picked)
+    return tuple(sorted({min(steps - 1, round(f * steps)) for f in fractions}))
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,8 @@ class Schedule:
         EvoSearch follows the paper's rule of thumb, K = [2k, k, …, k], with the k that fits, then spends what is
         left one individual at a time on the cheapest generations first, so the plan ends within one rollout of the
         latest generation (T − s_{G-1} NFE) below the budget. Best-of-N and particles get n = ⌊budget / T⌋.
-        ``evolution_steps`` defaults to :func:`default_evolution_steps`.
+        ``evolution_steps`` defaults to :func:`default_evolution_steps`, minus its earliest intermediate generations
+        while the budget cannot give every generation two children (k ≥ 2); below 3 trajectories it is Best-of-N.
         """
         steps = int(steps)
         if steps < 1:
@@ -188,9 +199,8 @@ class Schedule:
             )
         if strategy == "best_of_n":
             return cls.best_of_n(budget // steps)
-        if evolution_steps is None:
-            evolution_steps = default_evolution_steps(steps)
-        evo = _int_tuple("evolution_steps", evolution_steps)
+        adaptive = evolution_steps is None
+        evo = default_evolution_steps(steps) if adaptive else _int_tuple("evolution_steps", evolution_steps)
         if strategy == "particles":
             if fitness == "x0":
                 evo = tuple(s for s in evo if s > 0)
@@ -206,6 +216,11 @@ class Schedule:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         probe = cls(evolution_steps=evo, population=(1,) * (len(evo) + 1))
         probe.validate(steps)
+        if adaptive:
+            while len(evo) > 1 and budget < 2 * (2 * steps + sum(steps - s for s in evo)):
+                evo = evo[:1] + evo[2:]  # drop the earliest (most expensive) intermediate generation
+            if budget < 2 * (2 * steps + sum(steps - s for s in evo)):
+                return cls(evolution_steps=(), population=(budget // steps,))
         costs = [steps] + [steps - s for s in evo]
         minimum = sum(costs)
         if budget < minimum:

@@ -103,3 +103,15 @@ def test_rescaled_preset():
 def test_describe_reports_budget_and_equal_best_of_n():
     text = es.Schedule.preset("sd21").describe(50)
     assert "5,000 NFE" in text and "Best-of-100" in text and "×100" in text
+
+
+def test_default_plan_adapts_generations_to_the_budget():
+    big = es.Schedule.plan(15000, 100)
+    assert big.evolution_steps == es.default_evolution_steps(100) == (0, 50, 70, 80, 90, 95)
+    small = es.Schedule.plan(600, 100)
+    assert 0 < len(small.evolution_steps) < len(big.evolution_steps)
+    assert min(small.population) >= 2 and small.nfe(100) <= 1000
+    tiny = es.Schedule.plan(250, 100)
+    assert tiny.evolution_steps == () and tiny.population == (2,)
+    for budget in range(100, 3000, 37):
+        assert es.Schedule.plan(budget, 100).nfe(100) <= budget
