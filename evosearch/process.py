@@ -140,7 +140,7 @@ class KDiffusionProcess(DenoisingProcess):
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable as denoiser(x, sigma) -> x0, got {type(denoiser).__name__}")
         self.sigmas = check_sigmas(sigmas)
-        self._sigma_list = [float(s) for s in self.sigmas]
+        self._sigma_list = self.sigmas.tolist()
         self.denoiser = denoiser
         self.extra_args = dict(extra_args or {})
         self.dtype = dtype

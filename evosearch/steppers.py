@@ -88,17 +88,17 @@ def sample_euler_ancestral(
     extra_args = extra_args or {}
     noise_sampler = noise_sampler or _default_noise(x)
     s_in = x.new_ones([x.shape[0]])
-    sigma_list = [float(s) for s in sigmas]
+    sigma_list = sigmas.tolist()
     for i in range(len(sigma_list) - 1):
         sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
-        # Euler method to σ_down along d = (x − x0)/σ, then fresh noise of std σ_up.
-        x = denoised + (x - denoised) * (sigma_down / sigma)
+        # Euler method to σ_down along d = (x − x0)/σ, i.e. x0 + (σ_down/σ)(x − x0); then fresh noise of std σ_up.
+        x = torch.lerp(denoised, x, sigma_down / sigma)
         if sigma_next > 0 and sigma_up > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * (s_noise * sigma_up)
+            x = x.add_(noise_sampler(sigmas[i], sigmas[i + 1]), alpha=s_noise * sigma_up)
     return x
 
 
@@ -116,16 +116,16 @@ def sample_ddpm(
     extra_args = extra_args or {}
     noise_sampler = noise_sampler or _default_noise(x)
     s_in = x.new_ones([x.shape[0]])
-    sigma_list = [float(s) for s in sigmas]
+    sigma_list = sigmas.tolist()
     for i in range(len(sigma_list) - 1):
         sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         c_x0, c_x, std = _ddpm_coefficients(sigma, sigma_next)
-        x = denoised * c_x0 + x * c_x
+        x = torch.add(x * c_x, denoised, alpha=c_x0)
         if sigma_next > 0 and std > 0:
-            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * std
+            x = x.add_(noise_sampler(sigmas[i], sigmas[i + 1]), alpha=std)
     return x
 
 
