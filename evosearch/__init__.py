@@ -12,7 +12,17 @@ from .mutation import INTERMEDIATE_MODES, Mutation, mutate_additive, mutate_init
 from .process import DenoisingProcess, KDiffusionProcess, StepInfo, check_sigmas
 from .result import GenerationRecord, SearchEvent, SearchResult, StopSearch
 from .rng import IndividualNoise, derive_seed, normal_rows
-from .schedule import PARTICLE_FITNESS, POTENTIALS, PRESETS, STRATEGIES, Schedule, default_evolution_steps
+from .schedule import (
+    PARTICLE_FITNESS,
+    POTENTIALS,
+    PRESETS,
+    SPEC_MODES,
+    STRATEGIES,
+    Schedule,
+    ScheduleSpec,
+    default_evolution_steps,
+    parse_int_list,
+)
 from .search import pool_sizes, search
 from .selection import elite_indices, fk_potential, multinomial_resample, tournament_select
 from .steppers import BUILTIN_SAMPLERS, ancestral_step, sample_ddpm, sample_euler_ancestral
@@ -28,8 +38,10 @@ __all__ = [
     "PARTICLE_FITNESS",
     "POTENTIALS",
     "PRESETS",
+    "SPEC_MODES",
     "STRATEGIES",
     "Schedule",
+    "ScheduleSpec",
     "SearchEvent",
     "SearchResult",
     "StepInfo",
@@ -45,6 +57,7 @@ __all__ = [
     "mutate_initial",
     "mutate_redraw",
     "normal_rows",
+    "parse_int_list",
     "pool_sizes",
     "sample_ddpm",
     "sample_euler_ancestral",

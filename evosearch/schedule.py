@@ -20,9 +20,12 @@ __all__ = [
     "PARTICLE_FITNESS",
     "POTENTIALS",
     "PRESETS",
+    "SPEC_MODES",
     "STRATEGIES",
     "Schedule",
+    "ScheduleSpec",
     "default_evolution_steps",
+    "parse_int_list",
 ]
 
 STRATEGIES = ("evosearch", "best_of_n", "particles")
@@ -330,3 +333,88 @@ class Schedule:
         if self.strategy == "particles":
             out.update(potential=self.potential, lam=self.lam, fitness=self.fitness)
         return out
+
+
+def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
+    """Parse "0, 20, 30, 40" (commas and/or spaces) into integers, strictly: no expressions, no eval.
+
+    Raises a ``ValueError`` that quotes the bad item and names ``name``.
+    """
+    if not isinstance(text, str):
+        return _int_tuple(name, text)
+    items = [t for t in text.replace(",", " ").replace(";", " ").split() if t]
+    if not items:
+        raise ValueError(f"{name} is empty: expected integers separated by commas, e.g. '0, 20, 30, 40'")
+    values = []
+    for item in items:
+        try:
+            values.append(int(item))
+        except ValueError:
+            raise ValueError(
+                f"{name}: {item!r} in {text!r} is not a whole number; expected integers separated by commas, "
+                "e.g. '0, 20, 30, 40'"
+            ) from None
+    return tuple(values)
+
+
+SPEC_MODES = ("budget_multiple", "budget_nfe", "custom", "preset_sd21", "preset_flux", "preset_wan")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule described independently of the sampler's step count, resolved once T is known.
+
+    This is what the ComfyUI schedule node hands to the samplers: the node cannot know T (it comes with the sigmas),
+    so budgets are planned, presets rescaled and custom steps validated at sampling time by :meth:`resolve`.
+    Switching ``strategy`` keeps the compute: Best-of-N and particle sampling get the NFE the EvoSearch plan spends.
+
+    Modes: ``budget_multiple`` (``budget`` × one trajectory), ``budget_nfe`` (``budget`` model evaluations),
+    ``custom`` (``evolution_steps`` and ``population`` as given), ``preset_sd21`` / ``preset_flux`` / ``preset_wan``
+    (the official schedules, rescaled from 50 steps).
+    """
+
+    mode: str = "budget_multiple"
+    strategy: str = "evosearch"
+    budget: float = 10.0
+    evolution_steps: tuple[int, ...] = ()
+    population: tuple[int, ...] = ()
+    potential: str = "max"
+    lam: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in SPEC_MODES:
+            raise ValueError(f"mode must be one of {SPEC_MODES}, got {self.mode!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.mode.startswith("budget") and not self.budget > 0:
+            raise ValueError(f"budget must be > 0, got {self.budget}")
+        if self.mode == "custom":
+            object.__setattr__(self, "evolution_steps", _int_tuple("evolution_steps", self.evolution_steps))
+            object.__setattr__(self, "population", _int_tuple("population", self.population))
+            Schedule(evolution_steps=self.evolution_steps, population=self.population)  # validates now, not later
+
+    def evosearch_schedule(self, steps: int) -> Schedule:
+        """The EvoSearch schedule this spec describes for a ``steps``-step sampler."""
+        steps = int(steps)
+        if self.mode == "custom":
+            schedule = Schedule(evolution_steps=self.evolution_steps, population=self.population)
+            schedule.validate(steps)
+            return schedule
+        if self.mode.startswith("preset_"):
+            return Schedule.preset(self.mode.removeprefix("preset_"), steps)
+        budget = round(self.budget * steps) if self.mode == "budget_multiple" else int(self.budget)
+        return Schedule.plan(budget, steps)
+
+    def resolve(self, steps: int) -> Schedule:
+        """The schedule to run with a ``steps``-step sampler, in this spec's strategy at the same compute."""
+        evo = self.evosearch_schedule(steps)
+        if self.strategy == "evosearch":
+            return evo
+        n = max(1, evo.nfe(steps) // int(steps))
+        if self.strategy == "best_of_n":
+            return Schedule.best_of_n(n)
+        resample = [s for s in evo.evolution_steps if s > 0] or list(default_evolution_steps(steps)[1:])
+        return Schedule.particles(n, resample, potential=self.potential, lam=self.lam)
+
+    def describe(self, steps: int) -> str:
+        return self.resolve(steps).describe(steps)

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
@@ -31,9 +32,12 @@ from .rng import IndividualNoise, derive_seed, normal_rows
 from .schedule import Schedule
 from .selection import elite_indices, fk_potential, multinomial_resample, rank_key, tournament_select
 
-__all__ = ["search", "pool_sizes"]
+__all__ = ["search", "pool_sizes", "OUT_OF_MEMORY"]
 
 log = logging.getLogger("evosearch")
+T_out = TypeVar("T_out")
+#: What counts as running out of device memory (torch.cuda.OutOfMemoryError is a subclass on torch >= 2.5).
+OUT_OF_MEMORY: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 Callback = Callable[[SearchEvent], None]
@@ -99,6 +103,8 @@ class _Engine:
         self.history: list[GenerationRecord] = []
         self.started = time.perf_counter()
         self.warned_nan = False
+        self.oom_retries = 0
+        self.on_oom: Callable[[int], None] | None = None
 
     @property
     def nfe(self) -> int:
@@ -107,6 +113,35 @@ class _Engine:
     def chunks(self, n: int) -> list[slice]:
         size = n if self.chunk_size is None else self.chunk_size
         return [slice(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
+
+    def map_chunks(self, n: int, work: Callable[[slice], T_out]) -> list[T_out]:
+        """Run ``work`` on consecutive chunks of ``n`` individuals.
+
+        An out-of-memory error halves the chunk size and retries the failed chunk once at each size (its noise
+        streams restart, so the result is unchanged); at size 1 it fails with a message saying so.
+        """
+        outputs: list[T_out] = []
+        start = 0
+        while start < n:
+            size = n if self.chunk_size is None else self.chunk_size
+            chunk = slice(start, min(start + size, n))
+            try:
+                outputs.append(work(chunk))
+            except OUT_OF_MEMORY as e:
+                failed = chunk.stop - chunk.start
+                if failed <= 1:
+                    raise type(e)(
+                        f"out of memory with a single individual per model call (generation {self.generation}); lower the "
+                        "resolution or frame count, free memory, or use a smaller model"
+                    ) from e
+                self.chunk_size = max(1, failed // 2)
+                self.oom_retries += 1
+                log.warning("out of memory with %d individuals per call: retrying with %d", failed, self.chunk_size)
+                if self.on_oom is not None:
+                    self.on_oom(self.chunk_size)
+                continue
+            start = chunk.stop
+        return outputs
 
     def trajectory_noise(self, generation: int, indices: Sequence[int]) -> IndividualNoise:
         """The sampler-noise streams of trajectories ``indices`` born in ``generation``: one stream per trajectory,
@@ -233,15 +268,12 @@ class _Engine:
         evo = self.schedule.evolution_steps
         marks = [j for j in range(first_level, len(evo)) if evo[j] >= start]
         bounds = [start] + [evo[j] for j in marks if evo[j] > start] + [self.steps]
-        n = states.shape[0]
-        kept: dict[int, list[torch.Tensor]] = {j: [] for j in marks}
-        kept_denoised: dict[int, list[torch.Tensor]] = {j: [] for j in marks}
-        samples, scores = [], []
-        for chunk in self.chunks(n):
-            indices = range(chunk.start, chunk.stop)
+
+        def work(chunk: slice) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], torch.Tensor, torch.Tensor]:
             x = self.to_device(states[chunk])
             at_step = {start: states[chunk].to(self.storage)}  # the level's representation: unit noise at step 0
-            noise = self.trajectory_noise(generation, indices)
+            denoised_at: dict[int, torch.Tensor] = {}
+            noise = self.trajectory_noise(generation, range(chunk.start, chunk.stop))
             if start == 0:
                 x = self.process.initial_state(x)
             for a, b in zip(bounds[:-1], bounds[1:]):
@@ -249,18 +281,16 @@ class _Engine:
                     at_step[a] = x.detach().to(self.storage)
                 capture = (a,) if want_denoised and a > 0 and any(evo[j] == a for j in marks) else ()
                 x, captured = self.run_segment(x, a, b, noise, capture)
-                for j in marks:
-                    if evo[j] == a and a in captured:
-                        kept_denoised[j].append(captured[a])
-            for j in marks:
-                kept[j].append(at_step[evo[j]])
+                denoised_at.update(captured)
             x0 = self.process.finalize(x).detach()
-            samples.append(x0.to(self.storage))
-            scores.append(self.score(x0))
-        x0_all, rewards = torch.cat(samples), torch.cat(scores)
+            return at_step, denoised_at, x0.to(self.storage), self.score(x0)
+
+        parts = self.map_chunks(states.shape[0], work)
+        x0_all, rewards = torch.cat([p[2] for p in parts]), torch.cat([p[3] for p in parts])
         for j in marks:
-            denoised = torch.cat(kept_denoised[j]) if kept_denoised[j] else None
-            levels[j].add(torch.cat(kept[j]), denoised, rewards)
+            step = evo[j]
+            denoised = [p[1][step] for p in parts if step in p[1]]
+            levels[j].add(torch.cat([p[0][step] for p in parts]), torch.cat(denoised) if denoised else None, rewards)
         return x0_all, rewards
 
     # ------------------------------------------------------------------ result
@@ -281,6 +311,7 @@ class _Engine:
             seed=self.seed,
             steps=self.steps,
             stopped=stopped,
+            extras={"oom_retries": self.oom_retries, "final_chunk_size": self.chunk_size} if self.oom_retries else {},
         )
 
 
@@ -357,16 +388,18 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
     carried: torch.Tensor | None = None
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         engine.generation = g
-        outs, predictions = [], []
-        for chunk in engine.chunks(n):
+
+        def work(chunk: slice, a: int = a, b: int = b, g: int = g) -> tuple[torch.Tensor, torch.Tensor]:
             xc = engine.to_device(x[chunk])
             if a == 0:
                 xc = process.initial_state(xc)
             noise = engine.trajectory_noise(g, range(chunk.start, chunk.stop))
             xc, captured = engine.run_segment(xc, a, b, noise, (b - 1,))
-            outs.append(xc.detach().to(engine.storage))
-            predictions.append(captured[b - 1])
-        x = torch.cat(outs)
+            return xc.detach().to(engine.storage), captured[b - 1]
+
+        parts = engine.map_chunks(n, work)
+        x = torch.cat([p[0] for p in parts])
+        predictions = [p[1] for p in parts]
         if b == engine.steps:
             break
         # Scores of x0 predictions are proxies: they steer resampling but never compete for the returned best.
@@ -375,8 +408,12 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
         picked = multinomial_resample(log_w, n, torch.Generator().manual_seed(derive_seed(engine.seed, "select", g)))
         x, carried = x[picked], carried_now[picked]
         engine.record(b, scores)
-    samples = torch.cat([process.finalize(x[chunk].to(process.device)).detach().to(engine.storage) for chunk in engine.chunks(n)])
-    rewards = torch.cat([engine.score(samples[chunk]) for chunk in engine.chunks(n)])
+    def finish(chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        x0 = process.finalize(engine.to_device(x[chunk])).detach()
+        return x0.to(engine.storage), engine.score(x0)
+
+    parts = engine.map_chunks(n, finish)
+    samples, rewards = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     engine.generation = len(schedule.evolution_steps)
     engine.record(engine.steps, rewards)
     return engine.result(samples, rewards, mutation, stopped=False)
@@ -446,6 +483,7 @@ def search(
     mutation: Mutation | None = None,
     callback: Callback | None = None,
     storage_device: torch.device | str | None = None,
+    on_oom: Callable[[int], None] | None = None,
     **settings: object,
 ) -> SearchResult:
     """Run EvoSearch (or Best-of-N / particle sampling, per ``schedule.strategy``) and return the best sample.
@@ -463,11 +501,13 @@ def search(
             :class:`~evosearch.StopSearch` ends the search and returns the best found so far; any other exception
             stops it and propagates.
         storage_device: where the archive and results live (default: the process's device).
+        on_oom: called with the new chunk size after an out-of-memory error halved it (e.g. to empty caches).
     """
     mutation = (mutation or Mutation()).with_overrides(**settings) if settings else (mutation or Mutation())
     shape = _validate(process, reward, shape, schedule, seed, chunk_size, mutation)
     storage = torch.device(storage_device) if storage_device is not None else process.device
     engine = _Engine(process, reward, shape, schedule, seed, chunk_size, callback, storage)
+    engine.on_oom = on_oom
     run = _particles_x0 if schedule.strategy == "particles" and schedule.fitness == "x0" else _evolve
     with torch.no_grad():
         try:

@@ -115,3 +115,31 @@ def test_default_plan_adapts_generations_to_the_budget():
     assert tiny.evolution_steps == () and tiny.population == (2,)
     for budget in range(100, 3000, 37):
         assert es.Schedule.plan(budget, 100).nfe(100) <= budget
+
+
+def test_parse_int_list_is_strict():
+    assert es.parse_int_list("0, 20,30 40", "evolution_steps") == (0, 20, 30, 40)
+    with pytest.raises(ValueError, match=r"evolution_steps: '2\.5' in '0, 2\.5' is not a whole number"):
+        es.parse_int_list("0, 2.5", "evolution_steps")
+    with pytest.raises(ValueError, match="population is empty"):
+        es.parse_int_list(" , ", "population")
+    with pytest.raises(ValueError, match="__import__"):
+        es.parse_int_list("__import__('os')", "population")
+
+
+def test_schedule_spec_resolves_against_the_sampler_steps():
+    spec = es.ScheduleSpec(mode="budget_multiple", budget=20)
+    schedule = spec.resolve(30)
+    assert schedule.nfe(30) <= 600 and schedule.strategy == "evosearch"
+    bon = es.ScheduleSpec(mode="budget_multiple", budget=20, strategy="best_of_n").resolve(30)
+    assert bon == es.Schedule.best_of_n(schedule.nfe(30) // 30)
+    particles = es.ScheduleSpec(mode="preset_sd21", strategy="particles").resolve(50)
+    assert particles.population[0] == 100 and particles.evolution_steps == (20, 30, 40)
+    assert es.ScheduleSpec(mode="preset_flux").resolve(25).evolution_steps == (2, 10, 15, 20)
+    custom = es.ScheduleSpec(mode="custom", evolution_steps=(0, 10), population=(4, 2, 2))
+    with pytest.raises(ValueError, match=r"evolution_steps\[1\]=10 is out of range for a 8-step sampler"):
+        custom.resolve(8)
+    with pytest.raises(ValueError, match="population must have"):
+        es.ScheduleSpec(mode="custom", evolution_steps=(0, 10), population=(4, 2))
+    with pytest.raises(ValueError, match="below one trajectory"):
+        es.ScheduleSpec(mode="budget_nfe", budget=10).resolve(20)

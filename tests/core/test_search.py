@@ -311,3 +311,27 @@ def test_evosearch_beats_best_of_n_on_the_paper_toy():
     evo_mean = sum(es.search(process, ring_reward, (2,), evo, seed=s).best_reward for s in seeds) / 8
     bon_mean = sum(es.search(process, ring_reward, (2,), bon, seed=s).best_reward for s in seeds) / 8
     assert evo_mean > bon_mean + 0.3, (evo_mean, bon_mean)
+
+
+def test_out_of_memory_halves_the_chunk_and_keeps_the_result():
+    from evosearch.search import OUT_OF_MEMORY
+
+    def fragile(x, sigma):
+        if x.shape[0] > 3:
+            raise OUT_OF_MEMORY("CUDA out of memory (simulated)")
+        return GMM(x, sigma)
+
+    schedule = SCHEDULES["evosearch"]
+    halved = []
+    process = es.KDiffusionProcess(fragile, SIGMAS, sampler="ddpm")
+    result = es.search(process, ring_reward, (2,), schedule, seed=8, chunk_size=16, on_oom=halved.append)
+    reference = es.search(toy_process(), ring_reward, (2,), schedule, seed=8, chunk_size=2)
+    assert halved == [4, 2] or halved[-1] <= 3
+    assert torch.equal(result.samples, reference.samples)
+    assert result.extras["oom_retries"] == len(halved)
+
+    def hopeless(x, sigma):
+        raise OUT_OF_MEMORY("CUDA out of memory (simulated)")
+
+    with pytest.raises(OUT_OF_MEMORY, match="single individual per model call"):
+        es.search(es.KDiffusionProcess(hopeless, SIGMAS), ring_reward, (2,), schedule, seed=8, chunk_size=2)
