@@ -38,8 +38,8 @@ class GenerationRecord:
 class SearchEvent:
     """Passed to the search callback after every model step (``kind="step"``) and generation (``"generation"``).
 
-    ``x``/``denoised`` hold the current chunk's states and x0 predictions on step events; ``best`` the best sample so
-    far on generation events. ``nfe / total_nfe`` is the search's progress.
+    ``x``/``denoised`` hold the current chunk's states and x0 predictions on step events; ``best`` the best sample
+    scored so far (``None`` before the first score). ``nfe / total_nfe`` is the search's progress.
     """
 
     kind: str

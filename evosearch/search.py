@@ -177,6 +177,7 @@ class _Engine:
                         best_reward=self.best_reward,
                         x=info.x,
                         denoised=info.denoised,
+                        best=self.best,
                     )
                 )
 

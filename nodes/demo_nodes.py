@@ -1,0 +1,3 @@
+"""Placeholder until the demo_nodes land; replaced by the real module."""
+
+NODES: list = []

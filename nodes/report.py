@@ -1,0 +1,107 @@
+"""Turning a search run into node outputs: population LATENT, scores, JSON report and a reward-vs-NFE plot.
+
+The plot is drawn with Pillow (a ComfyUI dependency) so the pack needs no plotting library.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .search_sampler import SearchRun
+
+__all__ = ["population_latent", "report_json", "reward_plot", "plot_curves"]
+
+_COLORS = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
+
+
+def population_latent(run: SearchRun, template: dict) -> tuple[dict, list[float]]:
+    """The final population of every searched latent as one LATENT batch (best first per latent) and its scores."""
+    if not run.results or run.latent_format_out is None:
+        raise ValueError("no search has run yet: connect this node after the sampler that uses the EvoSearch Sampler")
+    samples = torch.cat([run.latent_format_out(r.samples.float()) for r in run.results]).cpu()
+    scores = [float(s) for r in run.results for s in r.rewards]
+    out = {k: v for k, v in template.items() if k not in ("samples", "noise_mask", "batch_index")}
+    out["samples"] = samples
+    return out, scores
+
+
+def report_json(run: SearchRun) -> str:
+    """The run's report (method, NFE, decodes, reward calls, seconds, per-generation curve) as indented JSON."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(run.report()), indent=1)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
+
+def plot_curves(curves: list[tuple[str, list[float], list[float]]], title: str, width: int = 640, height: int = 400) -> Image.Image:
+    """A line chart of ``(label, xs, ys)`` curves with labelled axes (x: NFE, y: reward)."""
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    font, small = _font(14), _font(11)
+    left, right, top, bottom = 70, width - 20, 40, height - 50
+    xs = [x for _, cx, _ in curves for x in cx]
+    ys = [y for _, _, cy in curves for y in cy if math.isfinite(y)]
+    draw.text((left, 10), title, fill="black", font=font)
+    if not xs or not ys:
+        draw.text((left, height // 2), "no data", fill="black", font=font)
+        return img
+    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
+    y0, y1 = min(ys), max(ys)
+    pad = (y1 - y0) * 0.08 or abs(y1) * 0.1 or 1.0
+    y0, y1 = y0 - pad, y1 + pad
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    draw.rectangle([left, top, right, bottom], outline=(80, 80, 80))
+    for i in range(5):
+        yv = y0 + (y1 - y0) * i / 4
+        _, yy = px(x0, yv)
+        draw.line([left, yy, right, yy], fill=(230, 230, 230))
+        draw.text((5, yy - 6), f"{yv:.3g}", fill="black", font=small)
+        xv = x0 + (x1 - x0) * i / 4
+        xx, _ = px(xv, y0)
+        draw.text((xx - 10, bottom + 5), f"{xv:,.0f}", fill="black", font=small)
+    draw.text(((left + right) // 2 - 60, height - 22), "NFE (model evaluations)", fill="black", font=small)
+    draw.text((5, top - 18), "reward", fill="black", font=small)
+    for k, (label, cx, cy) in enumerate(curves):
+        color = _COLORS[k % len(_COLORS)]
+        points = [px(x, y) for x, y in zip(cx, cy) if math.isfinite(y)]
+        if len(points) > 1:
+            draw.line(points, fill=color, width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+        draw.text((left + 10, top + 8 + 16 * k), label, fill=color, font=small)
+    return img
+
+
+def reward_plot(run: SearchRun) -> torch.Tensor:
+    """Reward vs NFE (best so far and each generation's mean) as a ComfyUI IMAGE ``[1, H, W, 3]``."""
+    curves = []
+    for i, result in enumerate(run.results):
+        suffix = f" (latent {i})" if len(run.results) > 1 else ""
+        nfe = [float(r.nfe) for r in result.history]
+        curves.append((f"best so far{suffix}", nfe, [r.best_reward for r in result.history]))
+        curves.append((f"generation mean{suffix}", nfe, [r.mean_reward for r in result.history]))
+    method = run.results[0].schedule.strategy if run.results else "search"
+    img = plot_curves(curves, f"{method}: reward vs compute ({sum(r.nfe for r in run.results):,} NFE)")
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)[None]

@@ -1,0 +1,162 @@
+"""Tiny random-weight models of the real architectures, built with ComfyUI's own classes (comfyui.md §7).
+
+Each builder returns a :class:`Tiny` bundle: a MODEL (ModelPatcher), positive/negative CONDITIONING, an empty LATENT
+maker and a tiny VAE whose decode gives IMAGE ``[B,H,W,3]`` (or video ``[B,T,H,W,3]`` for Wan). Weights are
+re-initialised from a fixed seed (ComfyUI's ops skip ``reset_parameters``, leaving garbage otherwise), so every
+model is deterministic and its outputs are finite and well scaled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+ARCHITECTURES = ("sd15", "sd21v", "sdxl", "flux", "wan21")
+
+
+@dataclass
+class Tiny:
+    name: str
+    model: object  # comfy.model_patcher.ModelPatcher
+    positive: list
+    negative: list
+    vae: object  # comfy.sd.VAE
+    empty_latent: Callable[[int], dict]
+    video: bool = False
+
+
+def _reinit(module: torch.nn.Module, seed: int, scale: float = 0.02) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.numel() == 0:
+                continue
+            if p.dim() <= 1:
+                if "norm" in name or "weight" in name and p.dim() == 1 and "bias" not in name:
+                    p.copy_(torch.ones_like(p) + 0.01 * torch.randn(p.shape, generator=g))
+                else:
+                    p.copy_(0.01 * torch.randn(p.shape, generator=g))
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * min(scale * 5, 1.0 / fan_in**0.5))
+        for b in module.buffers():
+            if not torch.isfinite(b).all():
+                b.zero_()
+
+
+def _patcher(model: torch.nn.Module) -> object:
+    import comfy.model_management
+    import comfy.model_patcher
+
+    return comfy.model_patcher.ModelPatcher(
+        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
+    )
+
+
+def _model(config_cls: type, unet_config: dict, seed: int, model_type: object | None = None) -> object:
+    import comfy.model_base
+
+    config = config_cls(unet_config)
+    config.set_inference_dtype(torch.float32, None)
+    if model_type is not None:
+        config.model_type = lambda *a, **k: model_type  # what model_detection would have decided
+    model = config.get_model({}, "")
+    if model_type is not None and model.model_type != model_type:
+        model = type(model)(config, model_type=model_type)
+    _reinit(model.diffusion_model, seed)
+    assert isinstance(model, comfy.model_base.BaseModel)
+    return _patcher(model)
+
+
+def _kl_vae(z: int, seed: int, ch: int = 32) -> object:
+    import comfy.sd
+
+    ddconfig = {"double_z": True, "z_channels": z, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": ch,
+                "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}  # fmt: skip
+    vae = comfy.sd.VAE(sd={}, config={"params": {"ddconfig": ddconfig, "embed_dim": z}})
+    _reinit(vae.first_stage_model, seed, scale=0.2)
+    return vae
+
+
+def _wan_vae(seed: int) -> object:
+    """A Wan 2.1 VAE object (selected by its key, as for real files) with a tiny WanVAE inside."""
+    import comfy.ldm.wan.vae
+    import comfy.model_patcher
+    import comfy.sd
+
+    vae = comfy.sd.VAE(sd={"decoder.middle.0.residual.0.gamma": torch.zeros(384, 1, 1, 1)})  # the real key selects Wan 2.1
+    small = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
+                                     temperal_downsample=[False, True, True], dropout=0.0).eval()  # fmt: skip
+    _reinit(small, seed, scale=0.2)
+    vae.first_stage_model = small.to(vae.vae_dtype)
+    vae.patcher = comfy.model_patcher.ModelPatcher(small, load_device=vae.device, offload_device=vae.patcher.offload_device)
+    return vae
+
+
+def _cond(tensor: torch.Tensor, **extra: object) -> list:
+    return [[tensor, dict(extra)]]
+
+
+def _text(seed: int, length: int, dim: int) -> torch.Tensor:
+    return torch.randn((1, length, dim), generator=torch.Generator().manual_seed(seed))
+
+
+def _latent_maker(channels: int, size: int, frames: int | None = None) -> Callable[[int], dict]:
+    def make(batch: int = 1) -> dict:
+        shape = (batch, channels, size, size) if frames is None else (batch, channels, frames, size, size)
+        return {"samples": torch.zeros(shape)}
+
+    return make
+
+
+def build(name: str, seed: int = 0) -> Tiny:
+    """A tiny ``name`` model (one of :data:`ARCHITECTURES`)."""
+    import comfy.model_base
+    import comfy.supported_models as sm
+
+    unet = {"use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
+            "legacy": False, "in_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1],
+            "transformer_depth": [1, 1], "channel_mult": [1, 2], "transformer_depth_middle": 1,
+            "transformer_depth_output": [1, 1, 1, 1], "context_dim": 64, "num_heads": 2, "num_head_channels": -1,
+            "use_temporal_attention": False, "use_temporal_resblock": False, "adm_in_channels": None,
+            "use_linear_in_transformer": False}  # fmt: skip
+    if name == "sd15":
+        model = _model(sm.SD15, unet, seed)
+        return Tiny(name, model, _cond(_text(1, 7, 64)), _cond(_text(2, 7, 64)), _kl_vae(4, seed + 1),
+                    _latent_maker(4, 8))  # fmt: skip
+    if name == "sd21v":
+
+        class TinySD20(sm.SD20):  # SD2's 64-channel heads do not fit a 32-channel UNet
+            unet_extra_config = {"num_heads": -1, "num_head_channels": 16, "attn_precision": torch.float32}
+
+        cfg = dict(unet, use_linear_in_transformer=True)
+        model = _model(TinySD20, cfg, seed, comfy.model_base.ModelType.V_PREDICTION)
+        return Tiny(name, model, _cond(_text(1, 7, 64)), _cond(_text(2, 7, 64)), _kl_vae(4, seed + 1),
+                    _latent_maker(4, 8))  # fmt: skip
+    if name == "sdxl":
+        cfg = dict(unet, use_linear_in_transformer=True, adm_in_channels=2816, num_classes="sequential", transformer_depth=[0, 1],
+                   transformer_depth_output=[0, 0, 1, 1], context_dim=64)  # fmt: skip
+        model = _model(sm.SDXL, cfg, seed)
+        pooled = torch.randn((1, 1280), generator=torch.Generator().manual_seed(3))
+        return Tiny(name, model, _cond(_text(1, 7, 64), pooled_output=pooled, width=64, height=64),
+                    _cond(_text(2, 7, 64), pooled_output=pooled * 0, width=64, height=64), _kl_vae(4, seed + 1),
+                    _latent_maker(4, 8))  # fmt: skip
+    if name == "flux":
+        cfg = {"image_model": "flux", "guidance_embed": True, "in_channels": 16, "out_channels": 16, "vec_in_dim": 32,
+               "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 1,
+               "depth_single_blocks": 1, "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True}  # fmt: skip
+        model = _model(sm.Flux, cfg, seed)
+        pooled = torch.randn((1, 32), generator=torch.Generator().manual_seed(3))
+        return Tiny(name, model, _cond(_text(1, 5, 32), pooled_output=pooled, guidance=3.5),
+                    _cond(_text(2, 5, 32), pooled_output=pooled, guidance=3.5), _kl_vae(16, seed + 1),
+                    _latent_maker(16, 8))  # fmt: skip
+    if name == "wan21":
+        cfg = {"image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "text_len": 16, "in_dim": 16,
+               "dim": 64, "ffn_dim": 128, "freq_dim": 32, "text_dim": 32, "out_dim": 16, "num_heads": 2,
+               "num_layers": 1, "window_size": (-1, -1), "qk_norm": True, "cross_attn_norm": True, "eps": 1e-6}  # fmt: skip
+        model = _model(sm.WAN21_T2V, cfg, seed)
+        return Tiny(name, model, _cond(_text(1, 6, 32)), _cond(_text(2, 6, 32)), _wan_vae(seed + 1),
+                    _latent_maker(16, 4, frames=2), video=True)  # fmt: skip
+    raise ValueError(f"unknown tiny architecture {name!r}; one of {ARCHITECTURES}")
