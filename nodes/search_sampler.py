@@ -43,6 +43,8 @@ class SearchRun:
 
     results: list[es.SearchResult] = field(default_factory=list)
     decodes: int = 0
+    decode_seconds: float = 0.0
+    reward_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     sampler_name: str = ""
     latent_format_out: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -59,6 +61,8 @@ class SearchRun:
             "decodes": self.decodes,
             "reward_calls": sum(r.reward_calls for r in self.results),
             "seconds": round(self.seconds, 3),
+            "decode_seconds": round(self.decode_seconds, 3),
+            "reward_seconds": round(self.reward_seconds, 3),
             "best_rewards": [r.best_reward for r in self.results],
             "warnings": list(self.warnings),
             "searches": items,
@@ -79,10 +83,15 @@ class DecodingReward:
         self.reward = reward
         self.reload = reload
         self.decodes = 0
+        self.decode_seconds = 0.0
+        self.reward_seconds = 0.0
 
     def __call__(self, x0: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
         latent = self.base_model.process_latent_out(x0.float())
         images = self.vae.decode(latent)
+        decoded = time.perf_counter()
+        self.decode_seconds += decoded - started
         if images.dim() == 5 and images.shape[1] == 1 and x0.dim() == 4:
             images = images[:, 0]
         if images.dim() == 5 and not reward_accepts_video(self.reward):
@@ -96,6 +105,7 @@ class DecodingReward:
         try:
             scores = score_images(self.reward, images)
         finally:
+            self.reward_seconds += time.perf_counter() - decoded
             self.reload()
         return scores.float().cpu()
 
@@ -194,6 +204,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         choice = choose_stochastic_sampler(self.inner, needs_stochastic)
         run = self.run
         run.results, run.decodes, run.warnings, run.sampler_name = [], 0, [], choice.name
+        run.decode_seconds = run.reward_seconds = 0.0
         if choice.warning:
             log.warning("%s: %s", self.node, choice.warning)
             run.warnings.append(choice.warning)
@@ -230,6 +241,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
             progress.offset += result.nfe
             bests.append(result.best.to(noise.device))
             run.decodes = reward_fn.decodes
+            run.decode_seconds, run.reward_seconds = reward_fn.decode_seconds, reward_fn.reward_seconds
         best = torch.cat(bests)
         run.seconds = time.perf_counter() - started
         run.latent_format_out = base_model.process_latent_out

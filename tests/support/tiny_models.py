@@ -160,3 +160,39 @@ def build(name: str, seed: int = 0) -> Tiny:
         return Tiny(name, model, _cond(_text(1, 6, 32)), _cond(_text(2, 6, 32)), _wan_vae(seed + 1),
                     _latent_maker(16, 4, frames=2), video=True)  # fmt: skip
     raise ValueError(f"unknown tiny architecture {name!r}; one of {ARCHITECTURES}")
+
+
+#: Text-conditioning sizes the tiny models expect: (tokens, width, pooled width or None).
+TEXT_SHAPES = {"sd15": (7, 64, None), "sd21v": (7, 64, None), "sdxl": (7, 64, 1280), "flux": (5, 32, 32), "wan21": (6, 32, None)}
+
+
+class TinyClip:
+    """Stands in for a CLIP/T5 text encoder: CLIPTextEncode's two calls, deterministic in the text."""
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+
+    def tokenize(self, text: str, **kwargs: object) -> dict:
+        return {"text": str(text)}
+
+    def encode_from_tokens(self, tokens: dict, return_pooled: bool = False, return_dict: bool = False) -> object:
+        import hashlib
+
+        length, width, pooled_width = TEXT_SHAPES[self.arch]
+        seed = int.from_bytes(hashlib.sha256(tokens["text"].encode()).digest()[:4], "little")
+        g = torch.Generator().manual_seed(seed)
+        cond = torch.randn((1, length, width), generator=g)
+        pooled = torch.randn((1, pooled_width), generator=g) if pooled_width else None
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled} if pooled is not None else {"cond": cond}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: dict, unprojected: bool = False, add_dict: dict | None = None,
+                                     show_pbar: bool = True) -> list:  # fmt: skip
+        out = self.encode_from_tokens(tokens, return_dict=True)
+        cond = out.pop("cond")
+        out.update(add_dict or {})
+        return [[cond, out]]
+
+    def clone(self) -> "TinyClip":
+        return TinyClip(self.arch)
