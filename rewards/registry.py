@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .errors import MissingRewardFile
+from .errors import BadRewardFile, MissingRewardFile
 from .weights import parse_dtype
 
 __all__ = [
@@ -173,7 +173,12 @@ def load_reward(
     scores against when called without prompts; ``options`` go to the kind's loader. The result is on the CPU."""
     spec = get_kind(kind)
     weights = find_weights(spec, roots, None if path is None else str(path)) if spec.needs_weights else None
-    return spec.loader(weights, dtype=parse_dtype(dtype), prompt=prompt, roots=tuple(roots), **options)
+    try:
+        return spec.loader(weights, dtype=parse_dtype(dtype), prompt=prompt, roots=tuple(roots), **options)
+    except BadRewardFile as e:
+        if spec.expected() and spec.source.split()[0] not in str(e):
+            raise BadRewardFile(f"{e} {spec.expected()}") from e
+        raise
 
 
 _builtins_loaded = False

@@ -83,22 +83,23 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
 
 def _unreadable(path: Path, error: BaseException, hint: str = "") -> BadRewardFile:
     size = path.stat().st_size if path.exists() else 0
+    detail = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
     return BadRewardFile(
-        f"cannot read {path} ({human_size(size)}): {type(error).__name__}: {error}. The file is truncated "
-        f"(an interrupted download?) or not a weight file{hint}. Download it again from the official source."
+        f"cannot read {path} ({human_size(size)}): {type(error).__name__}: {detail}. The file is truncated "
+        f"(an interrupted download?) or not a weight file{hint}; download it again."
     )
 
 
 def _read_torch_file(path: Path) -> object:
-    if is_torchscript_archive(path):
-        return read_torchscript_tensors(path)
     try:
+        if is_torchscript_archive(path):
+            return read_torchscript_tensors(path)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         raise BadRewardFile(
-            f"refusing to load {path}: it holds Python objects besides tensors and torch.load(weights_only=True) "
-            f"rejects them ({str(e).splitlines()[0]}). Only plain state dicts are loaded, never arbitrary pickle; "
-            "use the official file or convert it to .safetensors."
+            f"refusing to load {path}: it holds Python objects besides tensors, which weights_only loading rejects "
+            f"({str(e).splitlines()[0]}). Only plain state dicts are loaded, never arbitrary pickle; use the "
+            "official file or convert it to .safetensors."
         ) from e
 
 

@@ -32,6 +32,21 @@ def images(gen: torch.Generator, b: int = 3, h: int = 40, w: int = 56, t: int | 
     return (0.6 * base + 0.4 * ramp).clamp(0, 1)
 
 
+def natural_image(gen: torch.Generator, h: int, w: int) -> torch.Tensor:
+    """One photo-like IMAGE ``[H,W,3]``: smooth colour regions, mild noise, one sharp edge, 8-bit quantised.
+
+    Pure noise is the worst case for resampling (PIL rounds to 8 bits between its two filter passes) and says little
+    about real images; the §3 tolerances were measured on images like this one.
+    """
+    import torch.nn.functional as F
+
+    low = torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen)
+    x = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    x = x + 0.03 * torch.randn(1, 3, h, w, generator=gen)
+    x[..., h // 3 : h // 3 + 3, :] = 1.0
+    return (x.clamp(0, 1)[0].permute(1, 2, 0) * 255).round() / 255
+
+
 # ------------------------------------------------------------------------------------------------ CLIP (open_clip)
 
 TINY_HEADS = (2, 2)  # (vision, text) attention heads of the tiny CLIPs below
@@ -188,3 +203,16 @@ def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, 
 
 TINY_IMAGEREWARD_ARCH = dict(vision_width=64, vision_layers=2, vision_heads=2, vision_mlp=128, image_size=32,
                              patch_size=8, text_width=48, text_layers=2, text_heads=2, text_mlp=96, max_positions=40)  # fmt: skip
+
+
+def tiny_options(kind: str) -> dict:
+    """Loader options the tiny fixtures need: head counts (not inferable from tiny widths), small video frames."""
+    if kind == "imagereward":
+        from rewards.imagereward import ImageRewardArch
+
+        return {"arch": ImageRewardArch(**TINY_IMAGEREWARD_ARCH)}
+    if kind in ("clipscore", "hpsv2", "aesthetic"):
+        return {"heads": TINY_HEADS}
+    if kind == "videoreward":
+        return {"min_pixels": 56 * 56}
+    return {}
