@@ -29,6 +29,14 @@ def _kind_help() -> str:
     return "; ".join(f"{name}: {get_kind(name).description}" for name in reward_kinds())
 
 
+def _with_node(error: Exception, node: str) -> Exception:
+    """The same kind of error (missing file, bad value, missing package) with the node's name in front."""
+    for kind in (FileNotFoundError, ImportError, TypeError):
+        if isinstance(error, kind):
+            return kind(f"{node}: {error}")
+    return ValueError(f"{node}: {error}")
+
+
 class EvoSearchLoadReward(io.ComfyNode):
     """Load a reward model from models/rewards/<kind>/ (never downloads)."""
 
@@ -95,7 +103,7 @@ class EvoSearchLoadReward(io.ComfyNode):
             reward = load_reward(kind, name, roots=rt.reward_roots(), dtype=rt.resolve_dtype(dtype), prompt=prompt or None,
                                  **options)  # fmt: skip
         except (OSError, ValueError, ImportError) as e:
-            raise type(e)(f"{node}: {e}") from e
+            raise _with_node(e, node) from e
         if not reward_traits(reward).accepts_video:
             reward = FrameSampled(reward, frames=video_frames, policy=frame_policy, aggregate=video_aggregate, lam=std_weight)
         return io.NodeOutput(reward)
@@ -205,8 +213,8 @@ class EvoSearchScoreImages(io.ComfyNode):
             ],  # fmt: skip
             outputs=[
                 io.Float.Output("scores", is_output_list=True, tooltip="One score per image (per video), input order."),
-                io.Image.Output("sorted", tooltip="The batch sorted best first (whole videos stay together)."),
-                io.Image.Output("top_k", tooltip="The top_k best images (or videos)."),
+                io.Image.Output("sorted_images", tooltip="The batch sorted best first (whole videos stay together)."),
+                io.Image.Output("top_images", tooltip="The top_k best images (or videos)."),
                 io.String.Output("table", tooltip="Rank, input index and score, best first."),
             ],
             is_output_node=True,
