@@ -68,7 +68,9 @@ def model_choices(kinds: list[str] | None = None) -> list[str]:
     for name in kinds or reward_kinds():
         kind = get_kind(name)
         if kind.needs_weights:
-            out += [f"{kind.folder}/{p.name}" for p in list_weights(kind, roots) if f"{kind.folder}/{p.name}" not in out]
+            out += [
+                f"{kind.folder}/{p.name}" for p in list_weights(kind, roots) if f"{kind.folder}/{p.name}" not in out
+            ]
     return out
 
 
@@ -80,7 +82,8 @@ def resolve_model(kind_name: str, choice: str, node: str) -> str | None:
     folder, _, name = choice.partition("/")
     if folder != kind.folder or not name:
         raise ValueError(
-            f"{node}: model {choice!r} is in rewards/{folder}/, but reward kind {kind_name!r} reads rewards/{kind.folder}/. "
+            f"{node}: model {choice!r} is in rewards/{folder}/, but reward kind {kind_name!r} reads "
+            f"rewards/{kind.folder}/. "
             f"Pick a file from rewards/{kind.folder}/ or 'auto'."
         )
     return name

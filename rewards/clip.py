@@ -97,8 +97,13 @@ def clip_config_from_openclip(
 
 
 def _convert_tower(sd: dict[str, torch.Tensor], src: str, dst: str, out: dict[str, torch.Tensor]) -> None:
-    names = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2",
-             "attn.out_proj": "self_attn.out_proj"}  # fmt: skip
+    names = {
+        "ln_1": "layer_norm1",
+        "ln_2": "layer_norm2",
+        "mlp.c_fc": "mlp.fc1",
+        "mlp.c_proj": "mlp.fc2",
+        "attn.out_proj": "self_attn.out_proj",
+    }
     for i in range(_count_blocks(sd, f"{src}resblocks.")):
         a, b = f"{src}resblocks.{i}.", f"{dst}encoder.layers.{i}."
         for kind in ("weight", "bias"):
@@ -139,7 +144,9 @@ def _build(path: Path, dtype: torch.dtype, activation: str, heads: tuple[int, in
     if path.is_dir():
         config_file = path / "config.json"
         if not config_file.is_file():
-            raise BadRewardFile(f"{path} is a folder without config.json; expected a Hugging Face CLIP folder. {expected}")
+            raise BadRewardFile(
+                f"{path} is a folder without config.json; expected a Hugging Face CLIP folder. {expected}"
+            )
         config = CLIPConfig.from_dict(json.loads(config_file.read_text()))
         sd = read_hf_folder(path)
     else:

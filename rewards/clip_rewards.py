@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import ModelReward
 from .clip import clip_image_features, clip_text_features
 from .feature_cache import cached
 from .preprocess import clip_pixels
@@ -32,11 +33,10 @@ from .weights import module_device_dtype
 __all__ = ["ClipReward", "ClipScore", "HPSv2", "PickScore", "Aesthetic"]
 
 
-class ClipReward:
+class ClipReward(ModelReward):
     """Base class: a CLIP model, a tokenizer, a preprocessing mode and the prompt to score against."""
 
     name = "clip"
-    accepts_video = False
     preprocessing = "crop"
 
     def __init__(self, model: Any, prompt: str | None = None, tokenizer: ClipTokenizer | None = None) -> None:
@@ -44,17 +44,6 @@ class ClipReward:
         self.prompt = prompt
         self.tokenizer = tokenizer or clip_tokenizer()
         self.image_size = int(model.config.vision_config.image_size)
-
-    @property
-    def device(self) -> torch.device:
-        return module_device_dtype(self.model)[0]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return module_device_dtype(self.model)[1]
-
-    def modules(self) -> list[nn.Module]:
-        return [self.model]
 
     def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings ``[B, P]`` float32 (shared within a feature scope)."""

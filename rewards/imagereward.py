@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .base import ModelReward
 from .errors import BadRewardFile
 from .heads import LinearStack, linear_stack_dims
 from .preprocess import clip_pixels
@@ -159,7 +160,11 @@ def _arch_from_state(sd: dict[str, torch.Tensor]) -> ImageRewardArch:
     )
 
 
-_REQUIRED = ("blip.visual_encoder.pos_embed", "blip.visual_encoder.cls_token", "blip.text_encoder.embeddings.word_embeddings.weight")
+_REQUIRED = (
+    "blip.visual_encoder.pos_embed",
+    "blip.visual_encoder.cls_token",
+    "blip.text_encoder.embeddings.word_embeddings.weight",
+)
 
 
 def load_imagereward(
@@ -178,32 +183,26 @@ def load_imagereward(
     head = linear_stack_dims(sd, "mlp.", who, expected)
     model = meta_module(lambda: ImageRewardModel(arch, head))
     return load_into(
-        model, convert_imagereward_keys(sd), who=who, expected=expected, dtype=dtype,
+        model,
+        convert_imagereward_keys(sd),
+        who=who,
+        expected=expected,
+        dtype=dtype,
         keep_fp32=lambda k: k.startswith("mlp."),
-    )  # fmt: skip
+    )
 
 
-class ImageReward:
+class ImageReward(ModelReward):
     """ImageReward v1.0 as a reward: higher means more preferred by humans for the prompt (≈ −2…2)."""
 
     name = "imagereward"
-    accepts_video = False
 
-    def __init__(self, model: ImageRewardModel, prompt: str | None = None, tokenizer: BertTokenizer | None = None) -> None:
+    def __init__(
+        self, model: ImageRewardModel, prompt: str | None = None, tokenizer: BertTokenizer | None = None
+    ) -> None:
         self.model = model
         self.prompt = prompt
         self.tokenizer = tokenizer or bert_tokenizer()
-
-    @property
-    def device(self) -> torch.device:
-        return module_device_dtype(self.model.vision)[0]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return module_device_dtype(self.model.vision)[1]
-
-    def modules(self) -> list[nn.Module]:
-        return [self.model]
 
     def score(self, images: torch.Tensor, prompts: Sequence[str] | str | None = None) -> torch.Tensor:
         check_images(images, accepts_video=False, who=self.name)

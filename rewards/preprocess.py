@@ -74,7 +74,9 @@ def resize_longest_pad(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.T
     return F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=fill)
 
 
-def normalize(x: torch.Tensor, mean: tuple[float, ...] = OPENAI_CLIP_MEAN, std: tuple[float, ...] = OPENAI_CLIP_STD) -> torch.Tensor:
+def normalize(
+    x: torch.Tensor, mean: tuple[float, ...] = OPENAI_CLIP_MEAN, std: tuple[float, ...] = OPENAI_CLIP_STD
+) -> torch.Tensor:
     """Per-channel ``(x − mean) / std`` on ``[B,3,H,W]``."""
     m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
@@ -82,7 +84,7 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...] = OPENAI_CLIP_MEAN, std: 
 
 
 def clip_pixels(images: torch.Tensor, size: int = 224, mode: str = "crop") -> torch.Tensor:
-    """IMAGE ``[B,H,W,3]`` → normalised ``[B,3,size,size]`` float32; ``mode`` is ``"crop"`` (CLIP) or ``"pad"`` (HPS)."""
+    """IMAGE ``[B,H,W,3]`` → normalised ``[B,3,size,size]`` float32; ``mode``: ``"crop"`` (CLIP) or ``"pad"`` (HPS)."""
     x = to_nchw(images)
     if mode == "crop":
         x = center_crop(resize_shortest(x, size), size)

@@ -28,7 +28,9 @@ MIN_FRAMES = 4
 MAX_FRAMES = 768
 
 
-def smart_resize(height: int, width: int, min_pixels: int = VIDEO_MIN_PIXELS, max_pixels: int = 768 * 28 * 28) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, min_pixels: int = VIDEO_MIN_PIXELS, max_pixels: int = 768 * 28 * 28
+) -> tuple[int, int]:
     """Sides that are multiples of 28, with about the same aspect ratio and ``min_pixels ≤ h·w ≤ max_pixels``."""
     if max(height, width) / min(height, width) > 200:
         raise ValueError(f"VideoReward: aspect ratio {width}×{height} is beyond 200:1")

@@ -77,7 +77,7 @@ class RewardKind:
         return bool(self.files)
 
     def expected(self) -> str:
-        """"Expected X (about N) from SOURCE" — the tail of every error about this kind's files."""
+        """ "Expected X (about N) from SOURCE" — the tail of every error about this kind's files."""
         if not self.files:
             return ""
         size = f" (about {self.size})" if self.size else ""

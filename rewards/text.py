@@ -56,7 +56,9 @@ class ClipTokenizer:
         vocab_list = alphabet + [c + "</w>" for c in alphabet] + ["".join(m) for m in merges]
         vocab_list += ["<|startoftext|>", "<|endoftext|>"]
         vocab = {tok: i for i, tok in enumerate(vocab_list)}
-        model = models.BPE(vocab=vocab, merges=merges, end_of_word_suffix="</w>", unk_token="<|endoftext|>", fuse_unk=False)
+        model = models.BPE(
+            vocab=vocab, merges=merges, end_of_word_suffix="</w>", unk_token="<|endoftext|>", fuse_unk=False
+        )
         tok = Tokenizer(model)
         tok.pre_tokenizer = pre_tokenizers.Sequence(
             [

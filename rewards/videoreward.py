@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .base import ModelReward
 from .errors import BadRewardFile, MissingRewardFile
 from .model_cache import shared_model
 from .protocol import check_images, prompt_list
@@ -40,7 +41,14 @@ log = logging.getLogger("evosearch.rewards")
 DIMENSIONS = ("overall", "VQ", "MQ", "TA")
 REWARD_TOKENS = ("<|VQ_reward|>", "<|MQ_reward|>", "<|TA_reward|>")
 #: Normalisation used when model_config.json has no inference_config (the released model's values, rewards.md §2).
-DEFAULT_NORM = {"VQ_mean": 3.6757, "VQ_std": 2.2476, "MQ_mean": 1.1646, "MQ_std": 1.3811, "TA_mean": 2.8105, "TA_std": 2.5121}
+DEFAULT_NORM = {
+    "VQ_mean": 3.6757,
+    "VQ_std": 2.2476,
+    "MQ_mean": 1.1646,
+    "MQ_std": 1.3811,
+    "TA_mean": 2.8105,
+    "TA_std": 2.5121,
+}
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 SOURCE = "https://huggingface.co/KwaiVGI/VideoReward + https://huggingface.co/Qwen/Qwen2-VL-2B-Instruct"
 
@@ -86,16 +94,27 @@ def _checkpoint_dir(folder: Path) -> Path:
     names = ("model.pth", "adapter_model.safetensors", "non_lora_state_dict.pth")
     if any((folder / n).is_file() for n in names):
         return folder
-    steps = [(int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    steps = [
+        (int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    ]
     if not steps:
-        raise MissingRewardFile("VideoReward", ["checkpoint-N/ (adapter_model.safetensors + non_lora_state_dict.pth) or model.pth"], [folder], SOURCE)
+        raise MissingRewardFile(
+            "VideoReward",
+            ["checkpoint-N/ (adapter_model.safetensors + non_lora_state_dict.pth) or model.pth"],
+            [folder],
+            SOURCE,
+        )
     return max(steps)[1]
 
 
 def _base_dir(folder: Path, model_config: dict, roots: Sequence[Path], base: str | None) -> Path:
     name = base or Path(str(model_config.get("model_name_or_path") or "Qwen2-VL-2B-Instruct")).name
     direct = Path(name).expanduser()
-    candidates = [direct] if direct.is_absolute() else [folder / name, folder.parent / name, *(Path(r) / "videoreward" / name for r in roots)]
+    candidates = (
+        [direct]
+        if direct.is_absolute()
+        else [folder / name, folder.parent / name, *(Path(r) / "videoreward" / name for r in roots)]
+    )
     for c in candidates:
         if (c / "config.json").is_file():
             return c
@@ -103,14 +122,18 @@ def _base_dir(folder: Path, model_config: dict, roots: Sequence[Path], base: str
 
 
 def _normalise_key(key: str) -> str | None:
-    """A checkpoint key of any VideoAlign/Qwen2-VL layout → ``Qwen2VLModel`` key (``qwen.``) or ``rm_head``; None to drop."""
+    """A key of any VideoAlign/Qwen2-VL layout → a ``qwen.*`` (``Qwen2VLModel``) or ``rm_head`` key; None: drop it."""
     key = key.removeprefix("base_model.model.")
     key = key.replace(".base_layer.", ".").replace(".modules_to_save.default.", ".")
     if ".original_module." in key or key.startswith("lm_head."):
         return None
     if key.startswith("rm_head."):
         return key
-    for old, new in (("model.language_model.", "language_model."), ("model.visual.", "visual."), ("model.", "language_model.")):
+    for old, new in (
+        ("model.language_model.", "language_model."),
+        ("model.visual.", "visual."),
+        ("model.", "language_model."),
+    ):
         if key.startswith(old):
             return "qwen." + new + key[len(old) :]
     if key.startswith(("visual.", "language_model.")):
@@ -129,7 +152,9 @@ def _lora_scale(ckpt: Path, model_config: dict) -> float:
 def _merge_lora(state: dict[str, torch.Tensor], lora: dict[str, torch.Tensor], scale: float, who: str) -> None:
     for key_a in [k for k in lora if ".lora_A." in k or ".lora_embedding_A" in k]:
         is_embed = ".lora_embedding_A" in key_a
-        key_b = key_a.replace("lora_embedding_A", "lora_embedding_B") if is_embed else key_a.replace(".lora_A.", ".lora_B.")
+        key_b = (
+            key_a.replace("lora_embedding_A", "lora_embedding_B") if is_embed else key_a.replace(".lora_A.", ".lora_B.")
+        )
         base_key = re.sub(r"\.lora_(embedding_)?A(\.default)?(\.weight)?$", ".weight", key_a)
         target = _normalise_key(base_key)
         if target is None or target not in state or key_b not in lora:
@@ -168,12 +193,20 @@ def _build(folder: Path, base: Path, configs: dict, dtype: torch.dtype) -> Video
     if vocab_key in state:
         config.text_config.vocab_size = state[vocab_key].shape[0]
     if "rm_head.weight" not in state:
-        raise BadRewardFile(f"VideoReward ({folder}): no rm_head.weight in the checkpoint. Expected VideoAlign's files from {SOURCE}.")
+        raise BadRewardFile(
+            f"VideoReward ({folder}): no rm_head.weight in the checkpoint. Expected VideoAlign's files from {SOURCE}."
+        )
     output_dim = state["rm_head.weight"].shape[0]
     log.info("loading VideoReward %s on %s (%s)", folder, base, dtype)
     model = meta_module(lambda: VideoRewardModel(config, output_dim))
-    load_into(model, state, who=f"VideoReward ({folder})", expected=f"Expected VideoAlign's checkpoint from {SOURCE}.",
-              dtype=dtype, keep_fp32=lambda k: k.startswith("rm_head."))  # fmt: skip
+    load_into(
+        model,
+        state,
+        who=f"VideoReward ({folder})",
+        expected=f"Expected VideoAlign's checkpoint from {SOURCE}.",
+        dtype=dtype,
+        keep_fp32=lambda k: k.startswith("rm_head."),
+    )
     tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
     tokenizer.add_special_tokens(list(REWARD_TOKENS))
     model.tokenizer = tokenizer
@@ -190,7 +223,7 @@ def load_videoreward(
     source_fps: float = 16.0,
     dimension: str = "overall",
     min_pixels: int = VIDEO_MIN_PIXELS,
-) -> "VideoReward":
+) -> VideoReward:
     """Load VideoReward from its folder (``model_config.json`` + checkpoint) and the Qwen2-VL base folder.
 
     ``base`` is the base folder (path or name; default: the last part of ``model_name_or_path`` beside the VideoReward
@@ -205,19 +238,30 @@ def load_videoreward(
     configs = json.loads(config_file.read_text())
     base_dir = _base_dir(folder, configs.get("model_config", {}), [Path(r) for r in roots], base)
     model = shared_model(
-        "videoreward", folder, {"dtype": str(dtype), "base": str(base_dir)}, lambda: _build(folder, base_dir, configs, dtype)
+        "videoreward",
+        folder,
+        {"dtype": str(dtype), "base": str(base_dir)},
+        lambda: _build(folder, base_dir, configs, dtype),
     )
     return VideoReward(model, configs, prompt=prompt, source_fps=source_fps, dimension=dimension, min_pixels=min_pixels)
 
 
-class VideoReward:
+class VideoReward(ModelReward):
     """VideoReward as a reward on ``[B, T, H, W, 3]`` videos (stills count as one-frame videos)."""
 
     name = "videoreward"
     accepts_video = True
 
-    def __init__(self, model: VideoRewardModel, configs: dict, *, prompt: str | None = None,
-                 source_fps: float = 16.0, dimension: str = "overall", min_pixels: int = VIDEO_MIN_PIXELS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: VideoRewardModel,
+        configs: dict,
+        *,
+        prompt: str | None = None,
+        source_fps: float = 16.0,
+        dimension: str = "overall",
+        min_pixels: int = VIDEO_MIN_PIXELS,
+    ) -> None:
         if dimension not in DIMENSIONS:
             raise ValueError(f"VideoReward: dimension must be one of {DIMENSIONS}, got {dimension!r}")
         data = configs.get("data_config", {})
@@ -238,29 +282,26 @@ class VideoReward:
         self.video_id = tokenizer.token_to_id("<|video_pad|>")
         self.pad_id = tokenizer.token_to_id("<|endoftext|>")
 
-    @property
-    def device(self) -> torch.device:
-        return module_device_dtype(self.model)[0]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return module_device_dtype(self.model)[1]
-
-    def modules(self) -> list[nn.Module]:
-        return [self.model]
-
     def _ids(self, prompt: str, video_tokens: int) -> list[int]:
         text = self.template.replace("{text_prompt}", prompt)
         before = self.tokenizer.encode(SYSTEM + "<|im_start|>user\n<|vision_start|>", add_special_tokens=False).ids
-        after = self.tokenizer.encode("<|vision_end|>" + text + "<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False).ids
+        after = self.tokenizer.encode(
+            "<|vision_end|>" + text + "<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False
+        ).ids
         return before + [self.video_id] * video_tokens + after
 
     def inputs(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """The model's batch: right-padded ids, attention mask, ``mm_token_type_ids``, patches and grids."""
         patches, grids, rows = [], [], []
         for video, prompt in zip(videos, prompts):
-            p, grid = video_patches(video, source_fps=self.source_fps, fps=self.fps, num_frames=self.num_frames,
-                                    max_pixels=self.max_pixels, min_pixels=self.min_pixels)  # fmt: skip
+            p, grid = video_patches(
+                video,
+                source_fps=self.source_fps,
+                fps=self.fps,
+                num_frames=self.num_frames,
+                max_pixels=self.max_pixels,
+                min_pixels=self.min_pixels,
+            )
             patches.append(p)
             grids.append(grid)
             rows.append(self._ids(prompt, int(grid.prod()) // 4))
@@ -287,7 +328,9 @@ class VideoReward:
         batch = {k: v.to(device) for k, v in self.inputs(videos.to(device), prompts).items()}
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(dtype)
         raw = self.model(batch, self.reward_ids)
-        out = {d: (raw[:, i] - self.norm[f"{d}_mean"]) / self.norm[f"{d}_std"] for i, d in enumerate(("VQ", "MQ", "TA"))}
+        out = {
+            d: (raw[:, i] - self.norm[f"{d}_mean"]) / self.norm[f"{d}_std"] for i, d in enumerate(("VQ", "MQ", "TA"))
+        }
         out["overall"] = out["VQ"] + out["MQ"] + out["TA"]
         return out
 

@@ -192,9 +192,15 @@ def load_into(
     wanted = module.state_dict(keep_vars=True)
     missing = [k for k in wanted if k not in state]
     unexpected = [k for k in state if k not in wanted]
-    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in wanted.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        (k, tuple(state[k].shape), tuple(v.shape))
+        for k, v in wanted.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
-        raise BadRewardFile(f"{who}: the file does not match the model — {describe_mismatch(missing, unexpected, shapes)}. {expected}")
+        raise BadRewardFile(
+            f"{who}: the file does not match the model — {describe_mismatch(missing, unexpected, shapes)}. {expected}"
+        )
     loaded = {}
     for key, value in state.items():
         target = wanted[key].dtype

@@ -66,8 +66,13 @@ def test_folder_registered_and_listed(rt, rewards_dir):
     assert str(rewards_dir) in roots and any(r.endswith("models/rewards") for r in roots)
     assert ".safetensors" in folder_paths.folder_names_and_paths["rewards"][1]
     choices = rt.model_choices()
-    for entry in ("imagereward/ImageReward.pt", "clipscore/ViT-L-14.pt", "hpsv2/HPS_v2.1_compressed.pt",
-                  "pickscore/PickScore_v1", "aesthetic/sac+logos+ava1-l14-linearMSE.pth"):  # fmt: skip
+    for entry in (
+        "imagereward/ImageReward.pt",
+        "clipscore/ViT-L-14.pt",
+        "hpsv2/HPS_v2.1_compressed.pt",
+        "pickscore/PickScore_v1",
+        "aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+    ):
         assert entry in choices
     assert choices[0] == "auto"
 
@@ -106,16 +111,32 @@ def test_load_every_kind(rn, rt, rewards_dir, kind):
 
 
 def test_load_errors_name_the_node(rn, rewards_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"EvoSearch Load Reward: model 'clipscore/ViT-L-14.pt' is in rewards/clipscore/"):
+    with pytest.raises(
+        ValueError, match=r"EvoSearch Load Reward: model 'clipscore/ViT-L-14.pt' is in rewards/clipscore/"
+    ):
         run(rn.EvoSearchLoadReward, kind="imagereward", model="clipscore/ViT-L-14.pt", dtype="auto", prompt="")
-    with pytest.raises(FileNotFoundError, match=r"EvoSearch Load Reward: VideoReward.*model_config.json|EvoSearch Load Reward: .*VideoReward"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"EvoSearch Load Reward: VideoReward.*model_config.json|EvoSearch Load Reward: .*VideoReward",
+    ):
         load(rn, "videoreward")
 
 
 def test_video_options_reach_the_wrapper(rn, rewards_dir):
-    reward = load(rn, "clipscore", video_frames=3, frame_policy="first_middle_last", video_aggregate="mean_minus_std",
-                  std_weight=0.25)  # fmt: skip
-    assert (reward.frames, reward.policy, reward.aggregate, reward.lam) == (3, "first_middle_last", "mean_minus_std", 0.25)
+    reward = load(
+        rn,
+        "clipscore",
+        video_frames=3,
+        frame_policy="first_middle_last",
+        video_aggregate="mean_minus_std",
+        std_weight=0.25,
+    )
+    assert (reward.frames, reward.policy, reward.aggregate, reward.lam) == (
+        3,
+        "first_middle_last",
+        "mean_minus_std",
+        0.25,
+    )
 
 
 def test_same_file_shares_model_and_patcher(rn, rt, rewards_dir):
@@ -193,8 +214,17 @@ def test_bad_scores_shape_is_reported(rt):
 def test_combine_and_score_images(rn, rt, rewards_dir):
     clip = load(rn, "clipscore", prompt="a cat")
     colour = load(rn, "colorfulness")
-    combined = run(rn.EvoSearchCombineRewards, reward_1=clip, weight_1=1.0, reward_2=colour, weight_2=0.5, weight_3=1.0,
-                   weight_4=1.0, normalization="rank", guard_floor=0.2).args[0]  # fmt: skip
+    combined = run(
+        rn.EvoSearchCombineRewards,
+        reward_1=clip,
+        weight_1=1.0,
+        reward_2=colour,
+        weight_2=0.5,
+        weight_3=1.0,
+        weight_4=1.0,
+        normalization="rank",
+        guard_floor=0.2,
+    ).args[0]
     assert combined.batch_relative and combined.prompt == "a cat"
     images = rf.images(torch.Generator().manual_seed(5), b=5)
     out = run(rn.EvoSearchScoreImages, images=images, reward=combined, top_k=2)
@@ -209,8 +239,17 @@ def test_combine_and_score_images(rn, rt, rewards_dir):
 def test_guard_in_node(rn, rewards_dir):
     colour = load(rn, "colorfulness")
     guard = load(rn, "colorfulness")
-    node = run(rn.EvoSearchCombineRewards, reward_1=colour, weight_1=1.0, weight_2=1.0, weight_3=1.0, weight_4=1.0,
-               normalization="raw", guard=guard, guard_floor=1e6).args[0]  # fmt: skip
+    node = run(
+        rn.EvoSearchCombineRewards,
+        reward_1=colour,
+        weight_1=1.0,
+        weight_2=1.0,
+        weight_3=1.0,
+        weight_4=1.0,
+        normalization="raw",
+        guard=guard,
+        guard_floor=1e6,
+    ).args[0]
     assert (node.score(rf.images(torch.Generator().manual_seed(6), b=2)) < -999).all()
 
 
@@ -246,12 +285,29 @@ def test_nodes_through_the_executor(pack, rn, rewards_dir):
         "1": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 40, "batch_size": 2, "color": 0xFF2010}},
         "2": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 40, "batch_size": 1, "color": 0x808080}},
         "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
-        "4": {"class_type": "EvoSearchLoadReward", "inputs": {"kind": "colorfulness", "model": "auto", "dtype": "auto", "prompt": "x"}},
-        "5": {"class_type": "EvoSearchLoadReward", "inputs": {"kind": "clipscore", "model": "clipscore/ViT-L-14.pt", "dtype": "fp32", "prompt": "x"}},
-        "6": {"class_type": "EvoSearchCombineRewards", "inputs": {"reward_1": ["4", 0], "weight_1": 1.0, "reward_2": ["5", 0], "weight_2": 0.0,
-                                                                  "weight_3": 1.0, "weight_4": 1.0, "normalization": "raw", "guard_floor": 0.2}},
+        "4": {
+            "class_type": "EvoSearchLoadReward",
+            "inputs": {"kind": "colorfulness", "model": "auto", "dtype": "auto", "prompt": "x"},
+        },
+        "5": {
+            "class_type": "EvoSearchLoadReward",
+            "inputs": {"kind": "clipscore", "model": "clipscore/ViT-L-14.pt", "dtype": "fp32", "prompt": "x"},
+        },
+        "6": {
+            "class_type": "EvoSearchCombineRewards",
+            "inputs": {
+                "reward_1": ["4", 0],
+                "weight_1": 1.0,
+                "reward_2": ["5", 0],
+                "weight_2": 0.0,
+                "weight_3": 1.0,
+                "weight_4": 1.0,
+                "normalization": "raw",
+                "guard_floor": 0.2,
+            },
+        },
         "7": {"class_type": "EvoSearchScoreImages", "inputs": {"images": ["3", 0], "reward": ["6", 0], "top_k": 1}},
-    }  # fmt: skip
+    }
     valid = asyncio.run(execution.validate_prompt("p1", prompt, None))
     assert valid[0], valid
     executor = execution.PromptExecutor(Server(), cache_type=execution.CacheType.CLASSIC)

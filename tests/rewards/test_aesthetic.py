@@ -1,4 +1,4 @@
-"""LAION aesthetic: the real published head (shared/data) loads through the loader; CLIP forward shared with CLIPScore."""
+"""LAION aesthetic: the real published head (shared/data) loads through the loader; CLIP forward shared."""
 
 from __future__ import annotations
 
@@ -30,10 +30,17 @@ def test_real_head_file_format(real_head):
     assert hashlib.sha256(real_head.read_bytes()).hexdigest() == SHA256
     sd = read_state_dict(real_head)  # torch.load(weights_only=True) inside
     assert {k: tuple(v.shape) for k, v in sd.items()} == {
-        "layers.0.weight": (1024, 768), "layers.0.bias": (1024,), "layers.2.weight": (128, 1024), "layers.2.bias": (128,),
-        "layers.4.weight": (64, 128), "layers.4.bias": (64,), "layers.6.weight": (16, 64), "layers.6.bias": (16,),
-        "layers.7.weight": (1, 16), "layers.7.bias": (1,),
-    }  # fmt: skip
+        "layers.0.weight": (1024, 768),
+        "layers.0.bias": (1024,),
+        "layers.2.weight": (128, 1024),
+        "layers.2.bias": (128,),
+        "layers.4.weight": (64, 128),
+        "layers.4.bias": (64,),
+        "layers.6.weight": (16, 64),
+        "layers.6.bias": (16,),
+        "layers.7.weight": (1, 16),
+        "layers.7.bias": (1,),
+    }
     assert all(v.dtype == torch.float32 for v in sd.values())
 
 
@@ -41,7 +48,9 @@ def test_real_head_through_the_loader(real_head, tmp_path, gen):
     """The official head on a tiny CLIP whose embedding is 768-d, like ViT-L/14's."""
     (tmp_path / "aesthetic").mkdir()
     (tmp_path / "aesthetic" / real_head.name).write_bytes(real_head.read_bytes())
-    rf.save_openclip(rf.tiny_openclip(gen, quick_gelu=True, embed=768), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False)
+    rf.save_openclip(
+        rf.tiny_openclip(gen, quick_gelu=True, embed=768), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False
+    )
     reward = load_reward("aesthetic", roots=[tmp_path], heads=rf.TINY_HEADS)
     images = rf.images(gen, b=4)
     scores = reward.score(images, "ignored")
@@ -58,7 +67,9 @@ def test_real_head_through_the_loader(real_head, tmp_path, gen):
 def test_head_needs_matching_embedding(real_head, tmp_path, gen):
     (tmp_path / "aesthetic").mkdir()
     (tmp_path / "aesthetic" / real_head.name).write_bytes(real_head.read_bytes())
-    rf.save_openclip(rf.tiny_openclip(gen, quick_gelu=True, embed=32), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False)
+    rf.save_openclip(
+        rf.tiny_openclip(gen, quick_gelu=True, embed=32), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False
+    )
     with pytest.raises(ValueError, match="768-d embeddings"):
         load_reward("aesthetic", roots=[tmp_path], heads=rf.TINY_HEADS)
 

@@ -65,7 +65,9 @@ def test_quick_gelu_matters(tmp_path, gen):
     rf.save_openclip(model, tmp_path / "clipscore" / "x.safetensors", fp16=False)
     images = rf.images(gen)
     right = load_reward("clipscore", "x.safetensors", roots=[tmp_path], heads=rf.TINY_HEADS).score(images, PROMPTS)
-    wrong = load_reward("clipscore", "x.safetensors", roots=[tmp_path], heads=rf.TINY_HEADS, activation="gelu").score(images, PROMPTS)
+    wrong = load_reward("clipscore", "x.safetensors", roots=[tmp_path], heads=rf.TINY_HEADS, activation="gelu").score(
+        images, PROMPTS
+    )
     assert not torch.allclose(right, wrong, atol=1e-4)
 
 
@@ -99,12 +101,19 @@ def test_hps_pads_instead_of_cropping(tmp_path, gen):
 
 def test_config_from_shapes_uses_open_clip_head_table():
     """ViT-H/14 (HPS) has 16 heads of 80, not 20 of 64; ViT-L/14 has 16 vision and 12 text heads."""
+
     def shapes(v_width, t_width, layers=1):
-        sd = {"visual.conv1.weight": torch.empty(v_width, 3, 14, 14), "visual.positional_embedding": torch.empty(257, v_width),
-              "token_embedding.weight": torch.empty(49408, t_width), "positional_embedding": torch.empty(77, t_width),
-              "visual.proj": torch.empty(v_width, 768), "transformer.resblocks.0.mlp.c_fc.weight": torch.empty(4 * t_width, t_width),
-              "visual.transformer.resblocks.0.mlp.c_fc.weight": torch.empty(4 * v_width, v_width)}  # fmt: skip
+        sd = {
+            "visual.conv1.weight": torch.empty(v_width, 3, 14, 14),
+            "visual.positional_embedding": torch.empty(257, v_width),
+            "token_embedding.weight": torch.empty(49408, t_width),
+            "positional_embedding": torch.empty(77, t_width),
+            "visual.proj": torch.empty(v_width, 768),
+            "transformer.resblocks.0.mlp.c_fc.weight": torch.empty(4 * t_width, t_width),
+            "visual.transformer.resblocks.0.mlp.c_fc.weight": torch.empty(4 * v_width, v_width),
+        }
         return sd
+
     h = clip_config_from_openclip(shapes(1280, 1024), "gelu")
     assert (h.vision_config.num_attention_heads, h.text_config.num_attention_heads) == (16, 16)
     assert h.vision_config.image_size == 224 and h.vision_config.patch_size == 14
@@ -114,7 +123,9 @@ def test_config_from_shapes_uses_open_clip_head_table():
 
 
 def test_loaders_share_one_model(tmp_path, gen):
-    rf.save_openclip(rf.tiny_openclip(gen, quick_gelu=True), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False)
+    rf.save_openclip(
+        rf.tiny_openclip(gen, quick_gelu=True), tmp_path / "clipscore" / "ViT-L-14.safetensors", fp16=False
+    )
     a = load_reward("clipscore", roots=[tmp_path], heads=rf.TINY_HEADS, prompt="a")
     b = load_reward("clipscore", roots=[tmp_path], heads=rf.TINY_HEADS, prompt="b")
     c = load_reward("clipscore", roots=[tmp_path], heads=rf.TINY_HEADS, dtype="bf16")

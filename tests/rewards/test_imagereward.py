@@ -29,7 +29,9 @@ def _write(tmp_path, sd, name="ImageReward.pt"):
 
 def _reference(sd, images, prompts):
     ids, mask = bert_tokenizer()(prompts)
-    return blip_reference.imagereward(sd, clip_pixels(images, ARCH.image_size), ids, mask, ARCH.vision_heads, ARCH.text_heads)
+    return blip_reference.imagereward(
+        sd, clip_pixels(images, ARCH.image_size), ids, mask, ARCH.vision_heads, ARCH.text_heads
+    )
 
 
 @pytest.mark.parametrize("name,fp16", [("ImageReward.pt", False), ("ImageReward.safetensors", True)])
@@ -73,7 +75,12 @@ def test_key_mapping_covers_every_weight(gen):
     sd = rf.imagereward_state(gen)
     converted = convert_imagereward_keys(sd)
     dropped = set(sd) - {k for k in sd if k.startswith(("blip.visual_encoder.", "blip.text_encoder.", "mlp."))}
-    assert dropped == {"blip.vision_proj.weight", "blip.vision_proj.bias", "blip.text_proj.weight", "blip.text_proj.bias"}
+    assert dropped == {
+        "blip.vision_proj.weight",
+        "blip.vision_proj.bias",
+        "blip.text_proj.weight",
+        "blip.text_proj.bias",
+    }
     assert not any("position_ids" in k for k in converted)
     assert "vision.encoder.layers.1.self_attn.qkv.weight" in converted and "vision.post_layernorm.weight" in converted
 

@@ -73,6 +73,9 @@ def test_rewards_never_import_comfyui():
 
 def test_importing_rewards_is_light():
     """``import rewards`` loads neither transformers nor open_clip (they come with the first model)."""
-    code = "import sys, rewards; rewards.reward_kinds(); print(sorted(m for m in ('transformers', 'open_clip') if m in sys.modules))"
+    code = (
+        "import sys, rewards; rewards.reward_kinds(); "
+        "print(sorted(m for m in ('transformers', 'open_clip') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -57,7 +57,7 @@ def test_inputs_layout(release, gen):
     assert video_tokens.tolist() == [12, 12]  # t·h·w / merge²
     assert torch.equal(batch["mm_token_type_ids"] == 2, batch["input_ids"] == reward.video_id)
     lengths = batch["attention_mask"].sum(dim=1)
-    assert lengths[0] < lengths[1] and (batch["input_ids"][0, lengths[0]:] == reward.pad_id).all()  # right padding
+    assert lengths[0] < lengths[1] and (batch["input_ids"][0, lengths[0] :] == reward.pad_id).all()  # right padding
     for token in reward.reward_ids:
         assert ((batch["input_ids"] == token).sum(dim=1) == 1).all()
 
@@ -72,8 +72,9 @@ def test_patches_match_transformers_processor(gen):
     video = (frames * 255).round().to(torch.uint8).permute(0, 3, 1, 2)
     ref = proc(videos=[video], return_tensors="pt", do_rescale=True)
     assert grid.tolist() == ref["video_grid_thw"][0].tolist() == [2, 4, 6]
-    ours_q, _ = video_patches((frames * 255).round() / 255, source_fps=2.0, fps=2.0, num_frames=None,
-                              max_pixels=56 * 84, min_pixels=28 * 28)  # fmt: skip
+    ours_q, _ = video_patches(
+        (frames * 255).round() / 255, source_fps=2.0, fps=2.0, num_frames=None, max_pixels=56 * 84, min_pixels=28 * 28
+    )
     assert torch.allclose(ours_q, ref["pixel_values_videos"], atol=1e-5)
     assert ours.shape == ours_q.shape
 

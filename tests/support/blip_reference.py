@@ -64,8 +64,13 @@ def text(sd: dict, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor, h
         b = f"{p}encoder.layer.{i}."
         for att, src, m in (("attention", None, ext), ("crossattention", image, None)):
             kv = x if src is None else src
-            ctx = _attention(_lin(sd, b + att + ".self.query", x), _lin(sd, b + att + ".self.key", kv),
-                             _lin(sd, b + att + ".self.value", kv), heads, m)  # fmt: skip
+            ctx = _attention(
+                _lin(sd, b + att + ".self.query", x),
+                _lin(sd, b + att + ".self.key", kv),
+                _lin(sd, b + att + ".self.value", kv),
+                heads,
+                m,
+            )
             x = _ln(sd, b + att + ".output.LayerNorm", x + _lin(sd, b + att + ".output.dense", ctx), 1e-12)
         h = F.gelu(_lin(sd, b + "intermediate.dense", x))
         x = _ln(sd, b + "output.LayerNorm", x + _lin(sd, b + "output.dense", h), 1e-12)

@@ -81,7 +81,9 @@ def save_openclip(model, path: Path, *, wrapper: str | None = "state_dict", fp16
 def save_openai_jit(model, path: Path, fp16: bool = True) -> None:
     """Write a TorchScript archive of an open_clip model, like OpenAI's JIT ``ViT-L-14.pt`` (fp16 tensors)."""
     model = model.half() if fp16 else model
-    image = torch.zeros(1, 3, model.visual.image_size[0], model.visual.image_size[1], dtype=next(model.parameters()).dtype)
+    image = torch.zeros(
+        1, 3, model.visual.image_size[0], model.visual.image_size[1], dtype=next(model.parameters()).dtype
+    )
     text = torch.zeros(1, 77, dtype=torch.long)
     import warnings
 
@@ -108,12 +110,26 @@ def tiny_hf_clip(gen: torch.Generator, hidden_act: str = "quick_gelu", projectio
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
-        text_config=dict(hidden_size=48, intermediate_size=96, num_attention_heads=2, num_hidden_layers=2,
-                         hidden_act=hidden_act, max_position_embeddings=77, vocab_size=49408),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, num_hidden_layers=2,
-                           image_size=32, patch_size=8, hidden_act=hidden_act),
+        text_config=dict(
+            hidden_size=48,
+            intermediate_size=96,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            hidden_act=hidden_act,
+            max_position_embeddings=77,
+            vocab_size=49408,
+        ),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=8,
+            hidden_act=hidden_act,
+        ),
         projection_dim=projection,
-    )  # fmt: skip
+    )
     model = CLIPModel(config)
     randomise(model, gen)
     with torch.no_grad():
@@ -146,8 +162,21 @@ def aesthetic_head_state(gen: torch.Generator, dims=(32, 24, 16, 8, 4, 1)) -> di
 
 # ------------------------------------------------------------------------------------------------ ImageReward
 
-TINY_BLIP = dict(v_width=64, v_layers=2, v_heads=2, v_mlp=128, image=32, patch=8, t_width=48, t_layers=2, t_heads=2,
-                 t_mlp=96, vocab=30524, positions=40, head=(48, 64, 32, 16, 8, 1))  # fmt: skip
+TINY_BLIP = dict(
+    v_width=64,
+    v_layers=2,
+    v_heads=2,
+    v_mlp=128,
+    image=32,
+    patch=8,
+    t_width=48,
+    t_layers=2,
+    t_heads=2,
+    t_mlp=96,
+    vocab=30524,
+    positions=40,
+    head=(48, 64, 32, 16, 8, 1),
+)
 
 
 def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, torch.Tensor]:
@@ -184,8 +213,14 @@ def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, 
             for proj in ("key", "value"):
                 put(b + f"{att}.self.{proj}.weight", tw, kv, scale=0.1)
                 put(b + f"{att}.self.{proj}.bias", tw, scale=0.05)
-            put(b + f"{att}.output.dense.weight", tw, tw, scale=0.1), put(b + f"{att}.output.dense.bias", tw, scale=0.05)
-            put(b + f"{att}.output.LayerNorm.weight", tw, one=True), put(b + f"{att}.output.LayerNorm.bias", tw, scale=0.05)
+            (
+                put(b + f"{att}.output.dense.weight", tw, tw, scale=0.1),
+                put(b + f"{att}.output.dense.bias", tw, scale=0.05),
+            )
+            (
+                put(b + f"{att}.output.LayerNorm.weight", tw, one=True),
+                put(b + f"{att}.output.LayerNorm.bias", tw, scale=0.05),
+            )
         put(b + "intermediate.dense.weight", cfg["t_mlp"], tw, scale=0.1)
         put(b + "intermediate.dense.bias", cfg["t_mlp"], scale=0.05)
         put(b + "output.dense.weight", tw, cfg["t_mlp"], scale=0.1), put(b + "output.dense.bias", tw, scale=0.05)
@@ -201,8 +236,19 @@ def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, 
     return sd
 
 
-TINY_IMAGEREWARD_ARCH = dict(vision_width=64, vision_layers=2, vision_heads=2, vision_mlp=128, image_size=32,
-                             patch_size=8, text_width=48, text_layers=2, text_heads=2, text_mlp=96, max_positions=40)  # fmt: skip
+TINY_IMAGEREWARD_ARCH = dict(
+    vision_width=64,
+    vision_layers=2,
+    vision_heads=2,
+    vision_mlp=128,
+    image_size=32,
+    patch_size=8,
+    text_width=48,
+    text_layers=2,
+    text_heads=2,
+    text_mlp=96,
+    max_positions=40,
+)
 
 
 def tiny_options(kind: str) -> dict:

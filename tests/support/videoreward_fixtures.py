@@ -13,8 +13,15 @@ from pathlib import Path
 
 import torch
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-            "<|video_pad|>"]  # fmt: skip
+SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 LORA_R, LORA_ALPHA = 4, 8
 NORM = {"VQ_mean": 3.6757, "VQ_std": 2.2476, "MQ_mean": 1.1646, "MQ_std": 1.3811, "TA_mean": 2.8105, "TA_std": 2.5121}
 
@@ -28,8 +35,12 @@ def tiny_tokenizer():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=700,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     text = (ASSETS / "videoalign_detailed_special.txt").read_text(encoding="utf-8")
     tok.train_from_iterator([text] * 4, trainer)
     return tok
@@ -40,16 +51,36 @@ def tiny_config(tok):
 
     ids = {s: tok.token_to_id(s) for s in SPECIALS}
     return Qwen2VLConfig(
-        text_config=dict(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
-                         tie_word_embeddings=True, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, in_channels=3,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
+        text_config=dict(
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
+            tie_word_embeddings=True,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=1,
+            embed_dim=32,
+            hidden_size=64,
+            num_heads=2,
+            mlp_ratio=2,
+            in_channels=3,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
 
 
 def _to_445(key: str) -> str:
@@ -100,14 +131,28 @@ def build(root: Path, gen: torch.Generator) -> dict:
     save_file(lora, str(ckpt / "adapter_model.safetensors"))
     torch.save(non_lora, ckpt / "non_lora_state_dict.pth")
     (ckpt / "adapter_config.json").write_text(json.dumps({"r": LORA_R, "lora_alpha": LORA_ALPHA, "use_rslora": False}))
-    (rm / "model_config.json").write_text(json.dumps({
-        "data_config": {"fps": 2.0, "num_frames": None, "max_frame_pixels": 56 * 56, "prompt_template_type": "detailed_special",
-                        "eval_dim": ["VQ", "MQ", "TA"], "sample_type": "uniform"},
-        "model_config": {"model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct", "output_dim": 3, "use_special_tokens": True,
-                         "reward_token": "special"},
-        "peft_lora_config": {"lora_enable": True, "lora_r": LORA_R, "lora_alpha": LORA_ALPHA},
-        "inference_config": NORM,
-    }))  # fmt: skip
+    (rm / "model_config.json").write_text(
+        json.dumps(
+            {
+                "data_config": {
+                    "fps": 2.0,
+                    "num_frames": None,
+                    "max_frame_pixels": 56 * 56,
+                    "prompt_template_type": "detailed_special",
+                    "eval_dim": ["VQ", "MQ", "TA"],
+                    "sample_type": "uniform",
+                },
+                "model_config": {
+                    "model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct",
+                    "output_dim": 3,
+                    "use_special_tokens": True,
+                    "reward_token": "special",
+                },
+                "peft_lora_config": {"lora_enable": True, "lora_r": LORA_R, "lora_alpha": LORA_ALPHA},
+                "inference_config": NORM,
+            }
+        )
+    )
     return {"config": config, "base": base_sd, "lora": lora, "non_lora": non_lora, "folder": rm}
 
 
