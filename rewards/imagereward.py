@@ -130,7 +130,8 @@ class ImageRewardModel(nn.Module):
             encoder_attention_mask=image_atts,
             is_decoder=False,
         )[0]
-        return self.mlp(hidden[:, 0, :].float()).squeeze(-1)
+        head_dtype = self.mlp.layers[0].weight.dtype  # fp32 when loaded by load_imagereward
+        return self.mlp(hidden[:, 0, :].to(head_dtype)).float().squeeze(-1)
 
 
 def _arch_from_state(sd: dict[str, torch.Tensor]) -> ImageRewardArch:
