@@ -262,3 +262,13 @@ def tiny_options(kind: str) -> dict:
     if kind == "videoreward":
         return {"min_pixels": 56 * 56}
     return {}
+
+
+def unavailable(kind: str) -> str | None:
+    """Why a kind cannot run in this environment (VideoReward needs transformers >= 5), or None."""
+    if kind == "videoreward":
+        import transformers
+
+        if int(transformers.__version__.split(".")[0]) < 5:
+            return f"VideoReward needs transformers >= 5 (found {transformers.__version__})"
+    return None
