@@ -78,6 +78,24 @@ def _ordered_dict(*args: Any) -> dict:
     return dict(*args)
 
 
+def _as_list(data: Any) -> list:
+    return list(data)
+
+
+def _untagged(value: Any, type_str: str = "") -> Any:
+    return value
+
+
+#: TorchScript's container helpers (``torch.jit._pickle``): typed lists and type tags, replaced by plain values.
+_JIT_PICKLE = {
+    "build_intlist": _as_list,
+    "build_tensorlist": _as_list,
+    "build_doublelist": _as_list,
+    "build_boollist": _as_list,
+    "restore_type_tag": _untagged,
+}
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, zf: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
@@ -94,6 +112,8 @@ class _SafeUnpickler(pickle.Unpickler):
             return _StorageType(_STORAGE_DTYPES[name])
         if module == "collections" and name == "OrderedDict":
             return _ordered_dict
+        if module == "torch.jit._pickle" and name in _JIT_PICKLE:
+            return _JIT_PICKLE[name]
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a TorchScript archive")
 
     def persistent_load(self, pid: Any) -> torch.Tensor:
