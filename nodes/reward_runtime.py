@@ -42,8 +42,10 @@ log = logging.getLogger("evosearch")
 
 FOLDER = "rewards"
 AUTO = "auto"
-#: Activation memory reserved per scored sample when loading a reward (ViT-L/14 at 224 px needs well under this).
-MEMORY_PER_SAMPLE = 96 * 1024 * 1024
+#: Activation memory asked for per scored image when loading a reward, on top of ComfyUI's minimum inference reserve
+#: (≈1 GB). CLIP ViT-H/14 at 224 px in 16-bit needs a few MB per image; asking for more would evict the diffusion
+#: model on every scoring round.
+MEMORY_PER_IMAGE = 16 * 1024 * 1024
 
 
 def register_reward_folder() -> None:
@@ -154,7 +156,7 @@ def score_images(reward: Any, images: torch.Tensor, prompts: list[str] | None = 
     patchers = [patcher_for(m) for m in traits.modules]
     if patchers:
         frames = images.shape[1] if images.dim() == 5 else 1
-        mm.load_models_gpu(patchers, memory_required=MEMORY_PER_SAMPLE * b * min(frames, 8), force_full_load=True)
+        mm.load_models_gpu(patchers, memory_required=MEMORY_PER_IMAGE * b * min(frames, 16), force_full_load=True)
         traits = reward_traits(reward)  # the device may have changed with the load
     device = _target_device(traits, patchers, images)
     dtype = traits.dtype if traits.dtype is not None and traits.dtype.is_floating_point else torch.float32

@@ -56,9 +56,10 @@ class FrameSampled:
         self.policy = policy
         self.aggregate = aggregate
         self.lam = float(lam)
-        inner = reward_traits(reward)
-        what = "all" if self.frames <= 0 else str(self.frames)
-        self.name = f"{inner.name} [{what if policy == 'uniform' else 'first/middle/last'} frames, {aggregate}]"
+        self.name = reward_traits(reward).name  # stills pass straight through, so the image reward's name
+        count = "all" if self.frames <= 0 else str(self.frames)
+        frames = f"{count} uniform frames" if policy == "uniform" else "first/middle/last frames"
+        self.video_policy = f"{frames}, {aggregate}" + (f" (λ={self.lam:g})" if aggregate == "mean_minus_std" else "")
 
     @property
     def prompt(self) -> str | None:
