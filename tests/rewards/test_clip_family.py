@@ -131,3 +131,23 @@ def test_loaders_share_one_model(tmp_path, gen):
     c = load_reward("clipscore", roots=[tmp_path], heads=rf.TINY_HEADS, dtype="bf16")
     assert a.model is b.model and a.model is not c.model
     assert (a.prompt, b.prompt) == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    "name,activation,heads", [("ViT-H-14", "gelu", (16, 16)), ("ViT-L-14-quickgelu", "quick_gelu", (16, 12))]
+)
+def test_full_size_openclip_keys_convert_exactly(name, activation, heads):
+    """HPS's ViT-H-14 (686 keys) and OpenAI's ViT-L/14 map 1:1 onto CLIPModel (built on meta: no memory)."""
+    from transformers import CLIPModel
+
+    from rewards.clip import openclip_to_hf
+    from rewards.weights import meta_module
+
+    with torch.device("meta"):  # no random initialisation of a billion parameters
+        source = open_clip.create_model(name, pretrained=None, device="meta").state_dict()
+    config = clip_config_from_openclip(source, activation)
+    want = meta_module(lambda: CLIPModel(config)).state_dict()
+    got = openclip_to_hf(source)
+    assert sorted(got) == sorted(want)
+    assert all(got[k].shape == want[k].shape for k in want)
+    assert (config.vision_config.num_attention_heads, config.text_config.num_attention_heads) == heads
