@@ -89,3 +89,33 @@ def test_head_stays_fp32_in_bf16(tmp_path, gen):
     _write(tmp_path, rf.imagereward_state(gen))
     reward = load_reward("imagereward", roots=[tmp_path], arch=ARCH, dtype="bf16")
     assert reward.dtype == torch.bfloat16 and reward.model.mlp.layers[0].weight.dtype == torch.float32
+
+
+FULL_BLIP = dict(
+    v_width=1024,
+    v_layers=24,
+    v_heads=16,
+    v_mlp=4096,
+    image=224,
+    patch=16,
+    t_width=768,
+    t_layers=12,
+    t_heads=12,
+    t_mlp=3072,
+    vocab=30524,
+    positions=512,
+    head=(768, 1024, 128, 64, 16, 1),
+)
+
+
+def test_full_size_layout_maps_onto_blip():
+    """The published ImageReward.pt layout (shapes only, meta) gives ImageReward v1.0's sizes and maps key for key."""
+    from rewards.imagereward import ImageRewardModel, _arch_from_state
+    from rewards.weights import meta_module
+
+    sd = rf.imagereward_state(None, FULL_BLIP)
+    assert _arch_from_state(sd) == ImageRewardArch()
+    want = meta_module(lambda: ImageRewardModel(ImageRewardArch())).state_dict()
+    got = convert_imagereward_keys(sd)
+    assert sorted(got) == sorted(want) and all(got[k].shape == want[k].shape for k in want)
+    assert sum(v.numel() for v in want.values()) / 1e6 > 440  # ≈ 446 M parameters (rewards.md §4)

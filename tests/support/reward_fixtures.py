@@ -179,12 +179,17 @@ TINY_BLIP = dict(
 )
 
 
-def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, torch.Tensor]:
-    """A random ImageReward checkpoint in the official key layout (plus the unused keys the real file has)."""
+def imagereward_state(gen: torch.Generator | None, cfg: dict = TINY_BLIP) -> dict[str, torch.Tensor]:
+    """A random ImageReward checkpoint in the official key layout (plus the unused keys the real file has).
+
+    ``gen=None`` gives shapes only (meta tensors), e.g. for the full-size layout."""
     sd: dict[str, torch.Tensor] = {}
 
     def put(key: str, *shape: int, scale: float = 0.2, one: bool = False) -> None:
-        sd[key] = (1.0 if one else 0.0) + torch.randn(*shape, generator=gen) * scale
+        if gen is None:
+            sd[key] = torch.empty(*shape, device="meta")
+        else:
+            sd[key] = (1.0 if one else 0.0) + torch.randn(*shape, generator=gen) * scale
 
     vw, tw, n = cfg["v_width"], cfg["t_width"], (cfg["image"] // cfg["patch"]) ** 2
     v = "blip.visual_encoder."
@@ -231,8 +236,8 @@ def imagereward_state(gen: torch.Generator, cfg: dict = TINY_BLIP) -> dict[str, 
     # the MLP head, widened (the package's init makes every reward ≈ −0.16; rewards.md §2)
     dims = cfg["head"]
     for i, (a, b) in zip([0, 2, 4, 6, 7], zip(dims[:-1], dims[1:])):
-        sd[f"mlp.layers.{i}.weight"] = torch.randn(b, a, generator=gen) * (2.0 / math.sqrt(a))
-        sd[f"mlp.layers.{i}.bias"] = torch.randn(b, generator=gen) * 0.1
+        put(f"mlp.layers.{i}.weight", b, a, scale=2.0 / math.sqrt(a))
+        put(f"mlp.layers.{i}.bias", b, scale=0.1)
     return sd
 
 
