@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -163,8 +162,3 @@ def score_images(reward: Any, images: torch.Tensor, prompts: list[str] | None = 
     with torch.no_grad():
         scores = reward.score(images.to(device=device, dtype=dtype), prompts)
     return check_scores(scores, b, traits.name).detach().to("cpu", torch.float32)
-
-
-def root_paths() -> list[Path]:
-    """The registered folders as paths (for messages)."""
-    return [Path(p) for p in reward_roots()]
