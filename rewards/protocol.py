@@ -18,6 +18,9 @@ Optional attributes a reward may declare (read through :func:`reward_traits`, wi
 * ``name``: a short label for reports.
 * ``prompt``: the text the reward scores against when the caller has no prompt of its own (the search nodes only
   see CONDITIONING, never the text, so they pass ``prompt_list(reward.prompt, B)``). ``None``/absent means "".
+* ``batch_relative = False``: ``True`` when scores are only comparable within one call (a combination normalised by
+  rank or z-score within the batch). Such a reward breaks the batch-invariance rule above on purpose; a search
+  should score everything it compares in one call, or use a raw combination.
 
 This module imports torch only (no ComfyUI), so the search engine, the nodes and the tests share it.
 """
@@ -51,6 +54,7 @@ class RewardTraits:
     device: torch.device | None = None
     dtype: torch.dtype | None = None
     modules: tuple[torch.nn.Module, ...] = field(default_factory=tuple)
+    batch_relative: bool = False
 
 
 def reward_traits(reward: object) -> RewardTraits:
@@ -70,6 +74,7 @@ def reward_traits(reward: object) -> RewardTraits:
         device=torch.device(device) if device is not None else None,
         dtype=getattr(reward, "dtype", None),
         modules=modules,
+        batch_relative=bool(getattr(reward, "batch_relative", False)),
     )
 
 
