@@ -23,6 +23,7 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
+from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
 log = logging.getLogger("evosearch.comfy")
@@ -210,6 +211,12 @@ class SearchSampler(comfy.samplers.KSAMPLER):
             run.warnings.append(choice.warning)
         if self.vae is None:
             raise NodeError(self.node, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
+        if reward_traits(self.reward).batch_relative:
+            raise NodeError(
+                self.node,
+                "the reward normalises scores within each batch (rank or z-score combination), but a search compares "
+                "scores across chunks and generations; set EvoSearch Combine Rewards' normalisation to 'raw'",
+            )
         if latent_image is None:
             latent_image = torch.zeros_like(noise)
         seed = int(extra_args.get("seed", 0) or 0)

@@ -47,6 +47,11 @@ def boot() -> ModuleType:
     import nodes  # noqa: F401  (ComfyUI's nodes.py)
 
     assert Path(nodes.__file__).resolve().parent == path, f"wrong nodes module imported: {nodes.__file__}"
+    # oneDNN compiles kernels for every new input shape (~10 s per tiny UNet on this CPU); the tiny models run as fast
+    # without it, and searches meet many batch sizes.
+    import torch
+
+    torch.backends.mkldnn.enabled = False
     _booted = load_pack()
     return _booted
 

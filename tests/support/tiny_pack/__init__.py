@@ -15,7 +15,11 @@ _TESTS = str(Path(__file__).resolve().parents[2])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)  # makes tests/support importable when ComfyUI loads this pack in a server
 
+import torch  # noqa: E402
+
 from support.tiny_models import TinyClip, build  # noqa: E402
+
+torch.backends.mkldnn.enabled = False  # as in tests/support/comfy.py: no per-shape kernel compilation for tiny models
 
 _CACHE: dict[str, object] = {}
 
