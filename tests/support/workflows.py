@@ -36,6 +36,7 @@ LOADER_SWAPS = {
     "CLIPLoader": "EvoSearchTestCLIPLoader",
     "DualCLIPLoader": "EvoSearchTestCLIPLoader",
     "VAELoader": "EvoSearchTestVAELoader",
+    "EvoSearchLoadReward": "EvoSearchTestRewardLoader",  # a reward model is a model file too
 }
 
 
@@ -134,17 +135,27 @@ class InProcessComfy:
 
     _nodes_loaded = False
 
-    def __init__(self, root: Path) -> None:
-        import execution
+    @classmethod
+    def ensure_nodes(cls, root: Path | None = None) -> None:
+        """Load ComfyUI's extra nodes, this pack and the tiny test pack into ``nodes.NODE_CLASS_MAPPINGS`` once."""
+        import tempfile
+
         import folder_paths
         import nodes
 
+        if cls._nodes_loaded:
+            return
+        root = root or Path(tempfile.mkdtemp(prefix="evosearch-nodes-"))
         folder_paths.add_model_folder_path("custom_nodes", str(custom_nodes_dir(root)))
-        if not InProcessComfy._nodes_loaded:
-            asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-            InProcessComfy._nodes_loaded = True
-        for required in ("EvoSearchKSampler", "EvoSearchTestUNETLoader"):
-            assert required in nodes.NODE_CLASS_MAPPINGS, f"{required} did not load as a custom node"
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        cls._nodes_loaded = True
+        for required in ("EvoSearchKSampler", "EvoSearchTestUNETLoader", "PreviewAny", "SamplerCustomAdvanced"):
+            assert required in nodes.NODE_CLASS_MAPPINGS, f"{required} did not load"
+
+    def __init__(self, root: Path) -> None:
+        import execution
+
+        self.ensure_nodes(root)
         self.server = _StubServer()
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
 

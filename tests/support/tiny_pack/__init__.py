@@ -83,9 +83,38 @@ class TinyVAELoader(io.ComfyNode):
         return io.NodeOutput(_bundle(arch).vae)
 
 
+class TinyReward:
+    """Weight-free stand-in for a loaded reward model: saturation, for stills and videos alike."""
+
+    accepts_video = True
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+
+    def score(self, images, prompts):  # noqa: ANN001 - the reward protocol
+        frames = images.reshape(images.shape[0], -1, 3)
+        return (frames.max(dim=-1).values - frames.min(dim=-1).values).mean(dim=1)
+
+
+class TinyRewardLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="EvoSearchTestRewardLoader", category="_for_testing",
+                         inputs=[io.String.Input("arch"), _any("kind"), _any("model"), _any("dtype"), _any("prompt"),
+                                 _any("clip_model"), io.Int.Input("video_frames", optional=True, default=8),
+                                 _any("frame_policy"), _any("video_aggregate"),
+                                 io.Float.Input("std_weight", optional=True, default=0.5),
+                                 io.Float.Input("source_fps", optional=True, default=16.0)],
+                         outputs=[io.Custom("EVOSEARCH_REWARD").Output()])  # fmt: skip
+
+    @classmethod
+    def execute(cls, arch, prompt="", **ignored):
+        return io.NodeOutput(TinyReward(prompt))
+
+
 class TinyPack(ComfyExtension):
     async def get_node_list(self):
-        return [TinyCheckpointLoader, TinyUNETLoader, TinyCLIPLoader, TinyVAELoader]
+        return [TinyCheckpointLoader, TinyUNETLoader, TinyCLIPLoader, TinyVAELoader, TinyRewardLoader]
 
 
 async def comfy_entrypoint():

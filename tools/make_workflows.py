@@ -1,0 +1,309 @@
+"""Write the example workflows: UI format under workflows/ and API-format twins under tests/workflows/api/.
+
+    COMFYUI_PATH=/path/to/ComfyUI python tools/make_workflows.py
+
+Each workflow is declared once below as nodes with named widget values and links. The UI file is laid out from
+ComfyUI's own node definitions (the ``/object_info`` view the frontend uses: input order, widget types,
+``control_after_generate``), so its positional ``widgets_values`` match what the canvas would save; the API twin is
+what ``/prompt`` accepts. tests/workflows/ converts every UI file back independently and checks it equals the twin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("make_workflows")
+sys.path.insert(0, str(REPO / "tests"))
+
+NEGATIVE = "blurry, low quality, distorted, watermark, text"
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+HF = "https://huggingface.co"
+MODELS = {
+    "sd15": {"name": "v1-5-pruned-emaonly-fp16.safetensors", "directory": "checkpoints",
+             "url": f"{HF}/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly-fp16.safetensors?download=true"},
+    "sdxl": {"name": "sd_xl_base_1.0.safetensors", "directory": "checkpoints",
+             "url": f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors?download=true"},
+    "flux": {"name": "flux1-dev.safetensors", "directory": "diffusion_models",
+             "url": f"{HF}/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors?download=true"},
+    "clip_l": {"name": "clip_l.safetensors", "directory": "text_encoders",
+               "url": f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors?download=true"},
+    "t5xxl": {"name": "t5xxl_fp16.safetensors", "directory": "text_encoders",
+              "url": f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors?download=true"},
+    "flux_vae": {"name": "ae.safetensors", "directory": "vae",
+                 "url": f"{HF}/black-forest-labs/FLUX.1-schnell/resolve/main/ae.safetensors?download=true"},
+    "wan": {"name": "wan2.1_t2v_1.3B_fp16.safetensors", "directory": "diffusion_models",
+            "url": f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors?download=true"},
+    "umt5": {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "directory": "text_encoders",
+             "url": f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors?download=true"},
+    "wan_vae": {"name": "wan_2.1_vae.safetensors", "directory": "vae",
+                "url": f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors?download=true"},
+    "imagereward": {"name": "imagereward/ImageReward.pt", "directory": "rewards",
+                    "url": f"{HF}/THUDM/ImageReward/resolve/main/ImageReward.pt?download=true"},
+    "clipscore": {"name": "clipscore/clip-vit-large-patch14", "directory": "rewards",
+                  "url": f"{HF}/openai/clip-vit-large-patch14"},
+}  # fmt: skip
+
+
+@dataclass
+class N:
+    """One node: id, class, grid position, widget values by name, links {input: (source id, output slot)}."""
+
+    id: int
+    type: str
+    col: int
+    row: int
+    widgets: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
+    models: list = field(default_factory=list)
+    title: str | None = None
+
+
+@dataclass
+class Note:
+    col: int
+    row: int
+    text: str
+
+
+def _reward(node_id: int, col: int, row: int, kind: str, prompt: str, **video: object) -> N:
+    widgets = {"kind": kind, "model": "auto", "dtype": "auto", "prompt": prompt, **video}
+    return N(node_id, "EvoSearchLoadReward", col, row, widgets, models=[MODELS[kind]])
+
+
+def _schedule(node_id: int, col: int, row: int, **widgets: object) -> N:
+    base = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 10.0, "evolution_steps": "0, 20, 30, 40",
+            "population": "42, 26, 26, 26, 30", "steps": 25, "potential": "max", "lam": 10.0}  # fmt: skip
+    return N(node_id, "EvoSearchSchedule", col, row, {**base, **widgets})
+
+
+def _checkpoint_t2i(name: str, model: str, size: int, prompt: str, steps: int, cfg: float, note: str) -> dict:
+    nodes = [
+        N(1, "CheckpointLoaderSimple", 0, 0, {"ckpt_name": MODELS[model]["name"]}, models=[MODELS[model]]),
+        N(2, "CLIPTextEncode", 1, 0, {"text": prompt}, {"clip": (1, 1)}, title="Positive prompt"),
+        N(3, "CLIPTextEncode", 1, 1, {"text": NEGATIVE}, {"clip": (1, 1)}, title="Negative prompt"),
+        N(4, "EmptyLatentImage", 1, 2, {"width": size, "height": size, "batch_size": 1}),
+        _reward(5, 0, 2, "imagereward", prompt),
+        _schedule(6, 0, 3, steps=steps),
+        N(7, "EvoSearchMutation", 1, 3),
+        N(8, "EvoSearchKSampler", 2, 0,
+          {"seed": 42, "steps": steps, "cfg": cfg, "sampler_name": "euler_ancestral", "scheduler": "normal",
+           "denoise": 1.0, "chunk_size": 0},
+          {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0), "vae": (1, 2),
+           "reward": (5, 0), "schedule": (6, 0), "mutation": (7, 0)}),  # fmt: skip
+        N(9, "VAEDecode", 3, 0, links={"samples": (8, 0), "vae": (1, 2)}, title="Decode best"),
+        N(10, "SaveImage", 4, 0, {"filename_prefix": f"EvoSearch/{name}"}, {"images": (9, 0)}),
+        N(11, "VAEDecode", 3, 1, links={"samples": (8, 1), "vae": (1, 2)}, title="Decode final population"),
+        N(12, "PreviewImage", 4, 1, links={"images": (11, 0)}, title="Final population, best first"),
+        N(13, "PreviewImage", 3, 2, links={"images": (8, 4)}, title="Reward vs NFE"),
+        N(14, "PreviewAny", 3, 3, links={"source": (8, 3)}, title="Search report"),
+    ]
+    return {"nodes": nodes, "note": Note(2, 2, note)}
+
+
+def workflows() -> dict[str, dict]:
+    fox = "a photo of a red fox standing in fresh snow at golden hour, sharp focus, highly detailed"
+    lighthouse = "a lighthouse on a cliff above a stormy sea, dramatic clouds, cinematic lighting, 8k"
+    sd15_note = (
+        "## EvoSearch, SD1.5 text-to-image\n\nThe EvoSearch KSampler spends a budget (here ×10 one image's compute) "
+        "searching initial noises and intermediate latents for the image ImageReward likes best. Put "
+        "`ImageReward.pt` in `models/rewards/imagereward/`. Raise the budget in EvoSearch Schedule for better "
+        "images; switch its strategy to best_of_n to compare at the same compute. The report shows NFE, decodes, "
+        "reward calls and seconds."
+    )
+    sdxl_note = sd15_note.replace("SD1.5", "SDXL")
+    flux = [
+        N(1, "UNETLoader", 0, 0, {"unet_name": MODELS["flux"]["name"], "weight_dtype": "default"}, models=[MODELS["flux"]]),
+        N(2, "DualCLIPLoader", 0, 1, {"clip_name1": MODELS["clip_l"]["name"], "clip_name2": MODELS["t5xxl"]["name"],
+                                      "type": "flux", "device": "default"}, models=[MODELS["clip_l"], MODELS["t5xxl"]]),
+        N(3, "VAELoader", 0, 2, {"vae_name": MODELS["flux_vae"]["name"]}, models=[MODELS["flux_vae"]]),
+        N(4, "CLIPTextEncode", 1, 0, {"text": lighthouse}, {"clip": (2, 0)}, title="Prompt"),
+        N(5, "FluxGuidance", 1, 1, {"guidance": 3.5}, {"conditioning": (4, 0)}),
+        N(6, "BasicGuider", 2, 0, links={"model": (1, 0), "conditioning": (5, 0)}),
+        N(7, "RandomNoise", 2, 1, {"noise_seed": 42}),
+        _reward(8, 0, 3, "imagereward", lighthouse),
+        _schedule(9, 1, 2, mode="preset_flux", steps=28),
+        N(10, "EvoSearchMutation", 1, 3),
+        N(11, "EvoSearchSampler", 2, 2, {"sampler_name": "euler_ancestral", "chunk_size": 0},
+          {"vae": (3, 0), "reward": (8, 0), "schedule": (9, 0), "mutation": (10, 0)}),
+        N(12, "BasicScheduler", 2, 3, {"scheduler": "simple", "steps": 28, "denoise": 1.0}, {"model": (1, 0)}),
+        N(13, "EmptySD3LatentImage", 2, 4, {"width": 1024, "height": 1024, "batch_size": 1}),
+        N(14, "SamplerCustomAdvanced", 3, 0, links={"noise": (7, 0), "guider": (6, 0), "sampler": (11, 0),
+                                                    "sigmas": (12, 0), "latent_image": (13, 0)}),  # fmt: skip
+        N(15, "VAEDecode", 4, 0, links={"samples": (14, 0), "vae": (3, 0)}),
+        N(16, "SaveImage", 5, 0, {"filename_prefix": "EvoSearch/flux_dev"}, {"images": (15, 0)}),
+        N(17, "EvoSearchResults", 4, 1, links={"run": (11, 1), "latent": (14, 0)}),
+        N(18, "PreviewImage", 5, 1, links={"images": (17, 3)}, title="Reward vs NFE"),
+        N(19, "PreviewAny", 5, 2, links={"source": (17, 2)}, title="Search report"),
+    ]
+    flux_note = (
+        "## EvoSearch with SamplerCustomAdvanced (FLUX.1-dev)\n\nThe EvoSearch Sampler is a SAMPLER: your guider, "
+        "sigmas and noise (its seed) are used as given. The schedule is the paper's FLUX preset (×29 one image at "
+        "50 steps, rescaled to 28). Flux needs a stochastic sampler for intermediate generations: euler_ancestral "
+        "runs its rectified-flow form. EvoSearch Results reads the final population, report and reward curve."
+    )
+    wan_prompt = "a red kite flying over green hills on a windy day, smooth camera pan"
+    wan = [
+        N(1, "UNETLoader", 0, 0, {"unet_name": MODELS["wan"]["name"], "weight_dtype": "default"}, models=[MODELS["wan"]]),
+        N(2, "CLIPLoader", 0, 1, {"clip_name": MODELS["umt5"]["name"], "type": "wan", "device": "default"},
+          models=[MODELS["umt5"]]),
+        N(3, "VAELoader", 0, 2, {"vae_name": MODELS["wan_vae"]["name"]}, models=[MODELS["wan_vae"]]),
+        N(4, "ModelSamplingSD3", 1, 0, {"shift": 8.0}, {"model": (1, 0)}),
+        N(5, "CLIPTextEncode", 1, 1, {"text": wan_prompt}, {"clip": (2, 0)}, title="Positive prompt"),
+        N(6, "CLIPTextEncode", 1, 2, {"text": NEGATIVE + ", static, frozen frames"}, {"clip": (2, 0)},
+          title="Negative prompt"),
+        N(7, "EmptyHunyuanLatentVideo", 1, 3, {"width": 832, "height": 480, "length": 33, "batch_size": 1}),
+        _reward(8, 0, 3, "clipscore", wan_prompt, video_frames=8, frame_policy="uniform",
+                video_aggregate="mean_minus_std", std_weight=0.5, source_fps=16.0),
+        _schedule(9, 0, 4, mode="preset_wan", steps=30),
+        N(10, "EvoSearchMutation", 1, 4),
+        N(11, "EvoSearchKSampler", 2, 0,
+          {"seed": 42, "steps": 30, "cfg": 5.0, "sampler_name": "euler_ancestral", "scheduler": "simple",
+           "denoise": 1.0, "chunk_size": 0},
+          {"model": (4, 0), "positive": (5, 0), "negative": (6, 0), "latent_image": (7, 0), "vae": (3, 0),
+           "reward": (8, 0), "schedule": (9, 0), "mutation": (10, 0)}),  # fmt: skip
+        N(12, "VAEDecode", 3, 0, links={"samples": (11, 0), "vae": (3, 0)}),
+        N(13, "CreateVideo", 4, 0, {"fps": 16.0}, {"images": (12, 0)}),
+        N(14, "SaveVideo", 5, 0, {"filename_prefix": "EvoSearch/wan21_t2v", "format": "auto", "codec": "auto"},
+          {"video": (13, 0)}),
+        N(15, "PreviewImage", 3, 1, links={"images": (11, 4)}, title="Reward vs NFE"),
+        N(16, "PreviewAny", 3, 2, links={"source": (11, 3)}, title="Search report"),
+    ]
+    wan_note = (
+        "## EvoSearch, Wan 2.1 T2V 1.3B\n\nThe paper's Wan preset (×20 one video at 50 steps, rescaled to 30), "
+        "shift 8. The reward is CLIPScore over 8 frames (mean − 0.5·std, which also rewards consistent frames); "
+        "with a GPU and the VideoAlign files installed, set the reward kind to videoreward as in the paper. Put the "
+        "CLIP ViT-L/14 folder in `models/rewards/clipscore/`."
+    )
+    return {
+        "evosearch_sd15_txt2img": _checkpoint_t2i("sd15", "sd15", 512, fox, 25, 7.5, sd15_note),
+        "evosearch_sdxl_txt2img": _checkpoint_t2i("sdxl", "sdxl", 1024, fox, 30, 6.0, sdxl_note),
+        "evosearch_flux_dev_txt2img": {"nodes": flux, "note": Note(3, 2, flux_note)},
+        "evosearch_wan21_t2v_1.3b": {"nodes": wan, "note": Note(4, 2, wan_note)},
+    }
+
+
+def _is_widget(spec: tuple | list) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in WIDGET_TYPES or kind == "COMBO"
+
+
+def node_info(class_type: str) -> dict:
+    """The object_info entry the frontend reads for ``class_type``."""
+    import nodes
+    from comfy_api.internal import _ComfyNodeInternal
+
+    cls = nodes.NODE_CLASS_MAPPINGS[class_type]
+    if issubclass(cls, _ComfyNodeInternal):
+        return cls.GET_NODE_INFO_V1()
+    types = cls.INPUT_TYPES()
+    return {"input": types, "input_order": {k: list(v) for k, v in types.items()}, "output": list(cls.RETURN_TYPES),
+            "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES))}  # fmt: skip
+
+
+def build(spec: dict) -> tuple[dict, dict]:
+    """(UI workflow, API graph) for one workflow spec."""
+    nodes_out, links_out, api = [], [], {}
+    infos = {n.id: node_info(n.type) for n in spec["nodes"]}
+    sockets: dict[int, list[tuple[str, str]]] = {}
+    for n in spec["nodes"]:
+        info = infos[n.id]
+        sockets[n.id] = []
+        for section in ("required", "optional"):
+            for name in info["input_order"].get(section, []):
+                spec_ = info["input"][section][name]
+                if not _is_widget(spec_):
+                    sockets[n.id].append((name, spec_[0]))
+    link_id = 0
+    incoming: dict[int, dict[str, int]] = {n.id: {} for n in spec["nodes"]}
+    outgoing: dict[tuple[int, int], list[int]] = {}
+    for n in spec["nodes"]:
+        for name, (src, slot) in n.links.items():
+            link_id += 1
+            kind = infos[src]["output"][slot]
+            to_slot = [s for s, _ in sockets[n.id]].index(name)
+            links_out.append([link_id, src, slot, n.id, to_slot, kind])
+            incoming[n.id][name] = link_id
+            outgoing.setdefault((src, slot), []).append(link_id)
+    for order, n in enumerate(spec["nodes"]):
+        info = infos[n.id]
+        values, api_inputs = [], {}
+        for section in ("required", "optional"):
+            for name in info["input_order"].get(section, []):
+                spec_ = info["input"][section][name]
+                if not _is_widget(spec_):
+                    continue
+                options = spec_[1] if len(spec_) > 1 and isinstance(spec_[1], dict) else {}
+                if name in n.widgets:
+                    value = n.widgets[name]
+                elif "default" in options:
+                    value = options["default"]
+                elif isinstance(spec_[0], list) and spec_[0]:
+                    value = spec_[0][0]
+                else:
+                    raise ValueError(f"{n.type}.{name} needs a value: no default")
+                values.append(value)
+                if options.get("control_after_generate"):
+                    values.append("fixed")
+                api_inputs[name] = value
+        unknown = set(n.widgets) - set(api_inputs)
+        assert not unknown, f"{n.type}: unknown widgets {unknown}"
+        for name, (src, slot) in n.links.items():
+            api_inputs[name] = [str(src), slot]
+        properties = {"Node name for S&R": n.type}
+        if n.models:
+            properties["models"] = n.models
+        node = {
+            "id": n.id, "type": n.type, "pos": [40 + 380 * n.col, 60 + 260 * n.row], "size": [340, 200],
+            "flags": {}, "order": order, "mode": 0,
+            "inputs": [{"name": name, "type": kind, "link": incoming[n.id].get(name)} for name, kind in sockets[n.id]],
+            "outputs": [
+                {"name": out_name, "type": kind, "links": outgoing.get((n.id, slot), []), "slot_index": slot}
+                for slot, (kind, out_name) in enumerate(zip(info["output"], info["output_name"]))
+            ],
+            "properties": properties, "widgets_values": values,
+        }  # fmt: skip
+        if n.title:
+            node["title"] = n.title
+        nodes_out.append(node)
+        api[str(n.id)] = {"class_type": n.type, "inputs": api_inputs}
+    note = spec["note"]
+    note_id = max(n.id for n in spec["nodes"]) + 1
+    nodes_out.append({"id": note_id, "type": "MarkdownNote", "pos": [40 + 380 * note.col, 60 + 260 * note.row],
+                      "size": [360, 220], "flags": {}, "order": len(nodes_out), "mode": 0, "inputs": [],
+                      "outputs": [], "properties": {}, "widgets_values": [note.text], "title": "About this workflow"})  # fmt: skip
+    ui = {"id": "", "revision": 0, "last_node_id": note_id, "last_link_id": link_id, "nodes": nodes_out,
+          "links": links_out, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+          "version": 0.4}  # fmt: skip
+    return ui, api
+
+
+def main() -> int:
+    from support.comfy import boot
+    from support.workflows import InProcessComfy
+
+    boot()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        InProcessComfy(Path(tmp))  # registers core extras and this pack as custom nodes
+    out_ui = REPO / "workflows"
+    out_api = REPO / "tests" / "workflows" / "api"
+    out_ui.mkdir(exist_ok=True)
+    out_api.mkdir(parents=True, exist_ok=True)
+    for name, spec in workflows().items():
+        ui, api = build(spec)
+        (out_ui / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+        (out_api / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
+        log.info("wrote workflows/%s.json and tests/workflows/api/%s.json", name, name)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raise SystemExit(main())
