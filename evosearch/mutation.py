@@ -95,7 +95,9 @@ class Mutation:
         if self.elites is not None and (int(self.elites) != self.elites or self.elites < 0):
             raise ValueError(f"elites must be an integer >= 0 or None (automatic), got {self.elites}")
         if not self.tournament > 0:
-            raise ValueError(f"tournament must be a size >= 1 or a fraction in (0, 1) of the pool, got {self.tournament}")
+            raise ValueError(
+                f"tournament must be a size >= 1 or a fraction in (0, 1) of the pool, got {self.tournament}"
+            )
         if self.tournament >= 1 and int(self.tournament) != self.tournament:
             raise ValueError(f"tournament sizes >= 1 must be whole numbers, got {self.tournament}")
         if not 0 <= self.elite_fraction <= 1:
@@ -108,7 +110,9 @@ class Mutation:
 
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        return cls(beta=0.2, intermediate="additive", strength=1.0, elites=int(PRESETS[preset]["elites"]), tournament=0.9)
+        return cls(
+            beta=0.2, intermediate="additive", strength=1.0, elites=int(PRESETS[preset]["elites"]), tournament=0.9
+        )
 
     def with_overrides(self, **overrides: object) -> Mutation:
         """A copy with some fields replaced; unknown names raise a ``TypeError`` naming the valid ones."""

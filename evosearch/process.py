@@ -156,7 +156,9 @@ class KDiffusionProcess(DenoisingProcess):
                 )
             self.sampler_name = sampler
             self.sampler_fn = BUILTIN_SAMPLERS[sampler]
-            options: dict[str, object] = {"eta": self.eta, "s_noise": self.s_noise} if sampler == "euler_ancestral" else {}
+            options: dict[str, object] = (
+                {"eta": self.eta, "s_noise": self.s_noise} if sampler == "euler_ancestral" else {}
+            )
         elif callable(sampler):
             self.sampler_name = getattr(sampler, "__name__", "custom")
             self.sampler_fn = sampler

@@ -17,7 +17,6 @@ Every trajectory draws its sampler noise from its own seeded stream, so results 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,8 +130,8 @@ class _Engine:
                 failed = chunk.stop - chunk.start
                 if failed <= 1:
                     raise type(e)(
-                        f"out of memory with a single individual per model call (generation {self.generation}); lower the "
-                        "resolution or frame count, free memory, or use a smaller model"
+                        f"out of memory with a single individual per model call (generation {self.generation}); "
+                        "lower the resolution or frame count, free memory, or use a smaller model"
                     ) from e
                 self.chunk_size = max(1, failed // 2)
                 self.oom_retries += 1
@@ -390,7 +389,9 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         engine.generation = g
 
-        def work(chunk: slice, a: int = a, b: int = b, g: int = g) -> tuple[torch.Tensor, torch.Tensor]:
+        def work(
+            chunk: slice, a: int = a, b: int = b, g: int = g, x: torch.Tensor = x
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             xc = engine.to_device(x[chunk])
             if a == 0:
                 xc = process.initial_state(xc)
@@ -409,6 +410,7 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
         picked = multinomial_resample(log_w, n, torch.Generator().manual_seed(derive_seed(engine.seed, "select", g)))
         x, carried = x[picked], carried_now[picked]
         engine.record(b, scores)
+
     def finish(chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = process.finalize(engine.to_device(x[chunk])).detach()
         return x0.to(engine.storage), engine.score(x0)
@@ -442,7 +444,9 @@ def _validate(
     except TypeError as e:
         raise ValueError(f"shape must be a tuple of positive ints (one individual, no batch dim), got {shape!r}") from e
     if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"shape must be a non-empty tuple of positive ints (one individual, no batch dim), got {shape}")
+        raise ValueError(
+            f"shape must be a non-empty tuple of positive ints (one individual, no batch dim), got {shape}"
+        )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):

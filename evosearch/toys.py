@@ -75,7 +75,9 @@ def ring_reward(x: torch.Tensor, radius: float = 2.0) -> torch.Tensor:
     return -(x[:, 0] ** 2 + x[:, 1] ** 2 - radius**2).abs()
 
 
-def ddpm_sigmas(steps: int = 100, train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def ddpm_sigmas(
+    steps: int = 100, train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     """σ grid of a ``steps``-step sampler over a linear-β DDPM (Ho et al. 2020), ending in 0.
 
     σ_t = √((1 − ᾱ_t)/ᾱ_t) at ``steps`` evenly spaced training timesteps from the last one down.

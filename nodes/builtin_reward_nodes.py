@@ -26,12 +26,23 @@ class EvoSearchSimpleReward(io.ComfyNode):
                 "guard term in EvoSearch Combine Rewards. Videos are scored as the mean over frames."
             ),
             inputs=[
-                io.Combo.Input("kind", options=["colorfulness", "image_similarity"], default="colorfulness",
-                               tooltip="colorfulness: no other input needed. image_similarity: needs 'target'."),
-                io.Image.Input("target", optional=True, tooltip="image_similarity only: the image to resemble "
-                                                                 "(the first of the batch is used)."),  # fmt: skip
-                io.Combo.Input("metric", options=["mse", "cosine"], default="mse",
-                               tooltip="image_similarity only: −mean squared error, or cosine of centred pixels."),
+                io.Combo.Input(
+                    "kind",
+                    options=["colorfulness", "image_similarity"],
+                    default="colorfulness",
+                    tooltip="colorfulness: no other input needed. image_similarity: needs 'target'.",
+                ),
+                io.Image.Input(
+                    "target",
+                    optional=True,
+                    tooltip="image_similarity only: the image to resemble (the first of the batch is used).",
+                ),  # fmt: skip
+                io.Combo.Input(
+                    "metric",
+                    options=["mse", "cosine"],
+                    default="mse",
+                    tooltip="image_similarity only: −mean squared error, or cosine of centred pixels.",
+                ),
             ],
             outputs=[io.Custom(REWARD).Output(display_name="reward")],
         )
@@ -41,7 +52,9 @@ class EvoSearchSimpleReward(io.ComfyNode):
         if kind == "colorfulness":
             return io.NodeOutput(Colorfulness())
         if target is None:
-            raise NodeError(cls.DISPLAY, "kind 'image_similarity' needs a target IMAGE; connect one or use colorfulness")
+            raise NodeError(
+                cls.DISPLAY, "kind 'image_similarity' needs a target IMAGE; connect one or use colorfulness"
+            )
         try:
             return io.NodeOutput(ImageSimilarity(target, metric=metric))
         except ValueError as e:

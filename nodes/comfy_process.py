@@ -92,14 +92,18 @@ def choose_stochastic_sampler(sampler: comfy.samplers.KSAMPLER, needs_stochastic
     options = dict(sampler.extra_options)
     if not needs_stochastic:
         return StochasticChoice(sampler, None)
-    if name in STOCHASTIC_FUNCTIONS or (name not in STOCHASTIC_COUNTERPART and _accepts_noise_sampler(sampler.sampler_function)):
+    if name in STOCHASTIC_FUNCTIONS or (
+        name not in STOCHASTIC_COUNTERPART and _accepts_noise_sampler(sampler.sampler_function)
+    ):
         if options.get("eta", 1.0) == 0 or options.get("s_noise", 1.0) == 0:
             options.update({"eta": 1.0, "s_noise": 1.0})
             warning = (
                 f"sampler {name.removeprefix('sample_')} was set to eta=0 / s_noise=0 (deterministic); intermediate "
                 "generations need fresh noise, so eta and s_noise were set to 1"
             )
-            return StochasticChoice(comfy.samplers.KSAMPLER(sampler.sampler_function, options, sampler.inpaint_options), warning)
+            return StochasticChoice(
+                comfy.samplers.KSAMPLER(sampler.sampler_function, options, sampler.inpaint_options), warning
+            )
         return StochasticChoice(sampler, None)
     replacement = STOCHASTIC_COUNTERPART.get(name, "euler_ancestral")
     keep = {k: v for k, v in options.items() if k in ("s_noise",)}

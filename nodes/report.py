@@ -52,7 +52,9 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def plot_curves(curves: list[tuple[str, list[float], list[float]]], title: str, width: int = 640, height: int = 400) -> Image.Image:
+def plot_curves(
+    curves: list[tuple[str, list[float], list[float]]], title: str, width: int = 640, height: int = 400
+) -> Image.Image:
     """A line chart of ``(label, xs, ys)`` curves with labelled axes (x: NFE, y: reward)."""
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)

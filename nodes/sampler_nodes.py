@@ -25,8 +25,8 @@ _SAMPLER_TOOLTIP = (
     "dpmpp_2m_sde, otherwise euler_ancestral) with a warning in the log and the report."
 )
 _CHUNK_TOOLTIP = (
-    "Most individuals per model call. 0 = automatic from free memory. Results do not depend on it (each individual "
-    "has its own noise streams); an out-of-memory error halves it and retries."
+    "Most individuals per model call. 0 = automatic: what fits in free memory, at most 16. Results do not depend "
+    "on it (each individual has its own noise streams); an out-of-memory error halves it and retries."
 )
 
 
@@ -56,31 +56,66 @@ class EvoSearchSchedule(io.ComfyNode):
                 "compare at the same compute. The cost at the given steps is shown on the node."
             ),
             inputs=[
-                io.Combo.Input("mode", options=list(es.SPEC_MODES), default="budget_multiple",
-                               tooltip="budget_multiple: budget × one trajectory's NFE; budget_nfe: budget model "
-                                       "evaluations; custom: the two lists below; preset_*: the official code's "
-                                       "schedules (SD2.1 ×100, FLUX ×29, Wan ×20 at 50 steps), rescaled to your steps."),  # fmt: skip
-                io.Combo.Input("strategy", options=list(es.STRATEGIES), default="evosearch",
-                               tooltip="evosearch: evolve noise and intermediate latents. best_of_n: independent "
-                                       "samples, keep the best. particles: FK-steering particle sampling (resampling on "
-                                       "rewards of x0 predictions). All three spend the same NFE."),  # fmt: skip
-                io.Float.Input("budget", default=10.0, min=1.0, max=1e7, step=1.0,
-                               tooltip="For budget_multiple: how many single-image generations of compute to spend "
-                                       "(the paper's ×100 = 5,000 NFE at 50 steps). For budget_nfe: model evaluations."),  # fmt: skip
-                io.String.Input("evolution_steps", default="0, 20, 30, 40",
-                                tooltip="custom mode: step indices (0 = the initial noise x_T) at which generations "
-                                        "form, increasing, each below the sampler's steps. Paper SD2.1 at 50 steps: "
-                                        "0, 20, 30, 40."),  # fmt: skip
-                io.String.Input("population", default="42, 26, 26, 26, 30",
-                                tooltip="custom mode: one more entry than evolution_steps: the initial population, "
-                                        "then the children of each generation. Paper SD2.1: 42, 26, 26, 26, 30."),  # fmt: skip
-                io.Int.Input("steps", default=20, min=1, max=10000,
-                             tooltip="Your sampler's step count, used only to show the cost here; at run time the "
-                                     "schedule is planned for the sampler's real steps."),  # fmt: skip
-                io.Combo.Input("potential", options=list(es.POTENTIALS), default="max",
-                               tooltip="particles only: FK-steering potential (max = the paper's baseline)."),
-                io.Float.Input("lam", default=10.0, min=0.0, max=1000.0, step=0.5,
-                               tooltip="particles only: λ, the inverse temperature of the resampling weights exp(λ·r)."),  # fmt: skip
+                io.Combo.Input(
+                    "mode",
+                    options=list(es.SPEC_MODES),
+                    default="budget_multiple",
+                    tooltip="budget_multiple: budget × one trajectory's NFE; budget_nfe: budget model "
+                    "evaluations; custom: the two lists below; preset_*: the official code's "
+                    "schedules (SD2.1 ×100, FLUX ×29, Wan ×20 at 50 steps), rescaled to your steps.",
+                ),  # fmt: skip
+                io.Combo.Input(
+                    "strategy",
+                    options=list(es.STRATEGIES),
+                    default="evosearch",
+                    tooltip="evosearch: evolve noise and intermediate latents. best_of_n: independent "
+                    "samples, keep the best. particles: FK-steering particle sampling (resampling on "
+                    "rewards of x0 predictions). All three spend the same NFE.",
+                ),  # fmt: skip
+                io.Float.Input(
+                    "budget",
+                    default=10.0,
+                    min=1.0,
+                    max=1e7,
+                    step=1.0,
+                    tooltip="For budget_multiple: how many single-image generations of compute to spend "
+                    "(the paper's ×100 = 5,000 NFE at 50 steps). For budget_nfe: model evaluations.",
+                ),  # fmt: skip
+                io.String.Input(
+                    "evolution_steps",
+                    default="0, 20, 30, 40",
+                    tooltip="custom mode: step indices (0 = the initial noise x_T) at which generations "
+                    "form, increasing, each below the sampler's steps. Paper SD2.1 at 50 steps: "
+                    "0, 20, 30, 40.",
+                ),  # fmt: skip
+                io.String.Input(
+                    "population",
+                    default="42, 26, 26, 26, 30",
+                    tooltip="custom mode: one more entry than evolution_steps: the initial population, "
+                    "then the children of each generation. Paper SD2.1: 42, 26, 26, 26, 30.",
+                ),  # fmt: skip
+                io.Int.Input(
+                    "steps",
+                    default=20,
+                    min=1,
+                    max=10000,
+                    tooltip="Your sampler's step count, used only to show the cost here; at run time the "
+                    "schedule is planned for the sampler's real steps.",
+                ),  # fmt: skip
+                io.Combo.Input(
+                    "potential",
+                    options=list(es.POTENTIALS),
+                    default="max",
+                    tooltip="particles only: FK-steering potential (max = the paper's baseline).",
+                ),
+                io.Float.Input(
+                    "lam",
+                    default=10.0,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.5,
+                    tooltip="particles only: λ, the inverse temperature of the resampling weights exp(λ·r).",
+                ),  # fmt: skip
             ],
             outputs=[io.Custom(SCHEDULE).Output(display_name="schedule")],
         )
@@ -121,23 +156,50 @@ class EvoSearchMutation(io.ComfyNode):
                 "set intermediate to additive, strength 1, β 0.2, tournament 0.9 for the official code's behaviour."
             ),
             inputs=[
-                io.Float.Input("beta", default=d.beta, min=0.0, max=1.0, step=0.01,
-                               tooltip="β of the initial-noise mutation √(1−β²)·x + β·ε (paper 0.3, official code "
-                                       "0.2). 0 copies the parent, 1 draws a fresh noise."),  # fmt: skip
-                io.Combo.Input("intermediate", options=list(es.INTERMEDIATE_MODES), default=d.intermediate,
-                               tooltip="How intermediate latents mutate. redraw (default): keep the x0 prediction and "
-                                       "re-draw a fraction of the noise, so the latent stays on the model's marginal. "
-                                       "additive: the paper's x + σ_step·ε, which adds noise on top."),  # fmt: skip
-                io.Float.Input("strength", default=d.strength, min=0.0, max=10.0, step=0.05,
-                               tooltip="redraw: the fraction of the latent's noise re-drawn, 0..1 (default 1). "
-                                       "additive: the multiple of the step's own noise std (paper 1)."),  # fmt: skip
-                io.Int.Input("elites", default=-1, min=-1, max=10000,
-                             tooltip="Best individuals passed on unchanged each generation (official: 5 SD2.1, "
-                                     "3 FLUX, 2 Wan). -1 = automatic, 20% of the generation."),  # fmt: skip
-                io.Float.Input("tournament", default=d.tournament, min=0.01, max=10000.0, step=0.01,
-                               tooltip="Contestants per tournament: below 1 a fraction of the selection pool (default "
-                                       "0.9, as the official code), from 1 a count (1 = random parents; smaller "
-                                       "means more diversity, larger more greed)."),  # fmt: skip
+                io.Float.Input(
+                    "beta",
+                    default=d.beta,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="β of the initial-noise mutation √(1−β²)·x + β·ε (paper 0.3, official code "
+                    "0.2). 0 copies the parent, 1 draws a fresh noise.",
+                ),  # fmt: skip
+                io.Combo.Input(
+                    "intermediate",
+                    options=list(es.INTERMEDIATE_MODES),
+                    default=d.intermediate,
+                    tooltip="How intermediate latents mutate. redraw (default): keep the x0 prediction and "
+                    "re-draw a fraction of the noise, so the latent stays on the model's marginal. "
+                    "additive: the paper's x + σ_step·ε, which adds noise on top.",
+                ),  # fmt: skip
+                io.Float.Input(
+                    "strength",
+                    default=d.strength,
+                    min=0.0,
+                    max=10.0,
+                    step=0.05,
+                    tooltip="redraw: the fraction of the latent's noise re-drawn, 0..1 (default 1). "
+                    "additive: the multiple of the step's own noise std (paper 1).",
+                ),  # fmt: skip
+                io.Int.Input(
+                    "elites",
+                    default=-1,
+                    min=-1,
+                    max=10000,
+                    tooltip="Best individuals passed on unchanged each generation (official: 5 SD2.1, "
+                    "3 FLUX, 2 Wan). -1 = automatic, 20% of the generation.",
+                ),  # fmt: skip
+                io.Float.Input(
+                    "tournament",
+                    default=d.tournament,
+                    min=0.01,
+                    max=10000.0,
+                    step=0.01,
+                    tooltip="Contestants per tournament: below 1 a fraction of the selection pool (default "
+                    "0.9, as the official code), from 1 a count (1 = random parents; smaller "
+                    "means more diversity, larger more greed).",
+                ),  # fmt: skip
             ],
             outputs=[io.Custom(MUTATION).Output(display_name="mutation")],
         )
@@ -161,8 +223,8 @@ def _inner_sampler(sampler_name: str, sampler: object | None) -> comfy.samplers.
     if sampler is not None:
         if not isinstance(sampler, comfy.samplers.KSAMPLER):
             raise TypeError(
-                f"the SAMPLER input is a {type(sampler).__name__}; EvoSearch wraps k-diffusion samplers (KSamplerSelect, "
-                "SamplerEulerAncestral, SamplerDPMPP_2M_SDE, …)"
+                f"the SAMPLER input is a {type(sampler).__name__}; EvoSearch wraps k-diffusion samplers "
+                "(KSamplerSelect, SamplerEulerAncestral, SamplerDPMPP_2M_SDE, …)"
             )
         return sampler
     made = comfy.samplers.sampler_object(sampler_name)
@@ -189,27 +251,43 @@ class EvoSearchSampler(io.ComfyNode):
                 "scores, report and plot."
             ),
             inputs=[
-                io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."),
-                io.Custom(REWARD).Input("reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, "
-                                                          "or Simple Reward."),  # fmt: skip
-                io.Combo.Input("sampler_name", options=list(comfy.samplers.SAMPLER_NAMES), default="euler_ancestral",
-                               tooltip=_SAMPLER_TOOLTIP),
-                io.Sampler.Input("sampler", optional=True,
-                                 tooltip="Optional inner SAMPLER (e.g. SamplerEulerAncestral with its eta); overrides "
-                                         "sampler_name. " + _SAMPLER_TOOLTIP),  # fmt: skip
-                io.Custom(SCHEDULE).Input("schedule", optional=True,
-                                          tooltip="EvoSearch Schedule; default: EvoSearch with a ×10 budget."),
-                io.Custom(MUTATION).Input("mutation", optional=True,
-                                          tooltip="EvoSearch Mutation; default: the pack's defaults."),
+                io.Vae.Input(
+                    "vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."
+                ),
+                io.Custom(REWARD).Input(
+                    "reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, or Simple Reward."
+                ),  # fmt: skip
+                io.Combo.Input(
+                    "sampler_name",
+                    options=list(comfy.samplers.SAMPLER_NAMES),
+                    default="euler_ancestral",
+                    tooltip=_SAMPLER_TOOLTIP,
+                ),
+                io.Sampler.Input(
+                    "sampler",
+                    optional=True,
+                    tooltip="Optional inner SAMPLER (e.g. SamplerEulerAncestral with its eta); overrides "
+                    "sampler_name. " + _SAMPLER_TOOLTIP,
+                ),  # fmt: skip
+                io.Custom(SCHEDULE).Input(
+                    "schedule", optional=True, tooltip="EvoSearch Schedule; default: EvoSearch with a ×10 budget."
+                ),
+                io.Custom(MUTATION).Input(
+                    "mutation", optional=True, tooltip="EvoSearch Mutation; default: the pack's defaults."
+                ),
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
             ],
             outputs=[io.Sampler.Output(display_name="sampler"), io.Custom(RUN).Output(display_name="run")],
         )
 
     @classmethod
-    def execute(cls, reward, sampler_name, chunk_size, vae=None, sampler=None, schedule=None, mutation=None) -> io.NodeOutput:  # noqa: E501
+    def execute(
+        cls, reward, sampler_name, chunk_size, vae=None, sampler=None, schedule=None, mutation=None
+    ) -> io.NodeOutput:  # noqa: E501
         if vae is None:
-            raise NodeError(cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
+            raise NodeError(
+                cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
+            )
         try:
             inner = _inner_sampler(sampler_name, sampler)
         except TypeError as e:
@@ -253,30 +331,66 @@ class EvoSearchKSampler(io.ComfyNode):
                 "per-generation best/mean) and a reward-vs-NFE plot."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model (any ComfyUI model: SD1.5/2.1/XL, SD3, Flux, Wan…)."),
+                io.Model.Input(
+                    "model", tooltip="The diffusion model (any ComfyUI model: SD1.5/2.1/XL, SD3, Flux, Wan…)."
+                ),
                 io.Conditioning.Input("positive", tooltip="Positive conditioning."),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning."),
-                io.Latent.Input("latent_image", tooltip="Empty latent (text-to-image/video), or an encoded one with "
-                                                         "denoise < 1 (img2img) and optionally a noise mask (inpaint)."),  # fmt: skip
-                io.Vae.Input("vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."),
-                io.Custom(REWARD).Input("reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, "
-                                                          "or Simple Reward."),  # fmt: skip
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="The only source of randomness: the same seed gives the same result for any "
-                                     "chunk size."),  # fmt: skip
+                io.Latent.Input(
+                    "latent_image",
+                    tooltip="Empty latent (text-to-image/video), or an encoded one with "
+                    "denoise < 1 (img2img) and optionally a noise mask (inpaint).",
+                ),  # fmt: skip
+                io.Vae.Input(
+                    "vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."
+                ),
+                io.Custom(REWARD).Input(
+                    "reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, or Simple Reward."
+                ),  # fmt: skip
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="The only source of randomness: the same seed gives the same result for any chunk size.",
+                ),  # fmt: skip
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps of one trajectory (T)."),
-                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale (1 disables the negative pass)."),
-                io.Combo.Input("sampler_name", options=list(comfy.samplers.SAMPLER_NAMES), default="euler_ancestral",
-                               tooltip=_SAMPLER_TOOLTIP),
-                io.Combo.Input("scheduler", options=list(comfy.samplers.SCHEDULER_NAMES), default="normal",
-                               tooltip="Noise schedule (σ spacing) as in KSampler."),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Below 1 starts from the input latent (img2img) as in KSampler."),
-                io.Custom(SCHEDULE).Input("schedule", optional=True,
-                                          tooltip="EvoSearch Schedule; default: EvoSearch with a ×10 budget."),
-                io.Custom(MUTATION).Input("mutation", optional=True,
-                                          tooltip="EvoSearch Mutation; default: the pack's defaults."),
+                io.Float.Input(
+                    "cfg",
+                    default=7.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Classifier-free guidance scale (1 disables the negative pass).",
+                ),
+                io.Combo.Input(
+                    "sampler_name",
+                    options=list(comfy.samplers.SAMPLER_NAMES),
+                    default="euler_ancestral",
+                    tooltip=_SAMPLER_TOOLTIP,
+                ),
+                io.Combo.Input(
+                    "scheduler",
+                    options=list(comfy.samplers.SCHEDULER_NAMES),
+                    default="normal",
+                    tooltip="Noise schedule (σ spacing) as in KSampler.",
+                ),
+                io.Float.Input(
+                    "denoise",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Below 1 starts from the input latent (img2img) as in KSampler.",
+                ),
+                io.Custom(SCHEDULE).Input(
+                    "schedule", optional=True, tooltip="EvoSearch Schedule; default: EvoSearch with a ×10 budget."
+                ),
+                io.Custom(MUTATION).Input(
+                    "mutation", optional=True, tooltip="EvoSearch Mutation; default: the pack's defaults."
+                ),
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
             ],
             outputs=[
@@ -292,19 +406,26 @@ class EvoSearchKSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, latent_image, reward, seed, steps, cfg, sampler_name, scheduler,
                 denoise, chunk_size, vae=None, schedule=None, mutation=None) -> io.NodeOutput:  # fmt: skip
         if vae is None:
-            raise NodeError(cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
+            raise NodeError(
+                cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
+            )
         latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         check_latent_fits(cls.DISPLAY, model, latent)
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         run = SearchRun()
-        sampler = SearchSampler(_inner_sampler(sampler_name, None), vae, reward, _spec_or_default(schedule),
-                                    _mutation_or_default(mutation), chunk_size, node=cls.DISPLAY, run=run)  # fmt: skip
-        sigmas = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
-                                         scheduler=scheduler, denoise=denoise, model_options=model.model_options).sigmas  # fmt: skip
+        inner = _inner_sampler(sampler_name, None)
+        spec, settings = _spec_or_default(schedule), _mutation_or_default(mutation)
+        sampler = SearchSampler(inner, vae, reward, spec, settings, chunk_size, node=cls.DISPLAY, run=run)
+        sigmas = comfy.samplers.KSampler(
+            model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
+            denoise=denoise, model_options=model.model_options,
+        ).sigmas  # fmt: skip
         if sigmas.shape[-1] < 2:
             raise NodeError(cls.DISPLAY, f"denoise={denoise} with {steps} steps leaves no step to sample; raise either")
-        samples = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent,
-                                             noise_mask=latent_image.get("noise_mask"), disable_pbar=True, seed=seed)  # fmt: skip
+        samples = comfy.sample.sample_custom(
+            model, noise, cfg, sampler, sigmas, positive, negative, latent,
+            noise_mask=latent_image.get("noise_mask"), disable_pbar=True, seed=seed,
+        )  # fmt: skip
         best = {k: v for k, v in latent_image.items() if k != "samples"}
         best["samples"] = samples
         population, scores = population_latent(run, latent_image)

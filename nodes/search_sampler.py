@@ -171,18 +171,24 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         self.run = run if run is not None else SearchRun()
 
     # ------------------------------------------------------------------ helpers
+    #: Largest automatic chunk: beyond it batching gains little, while one model call (the interrupt and progress
+    #: granularity) grows long.
+    AUTO_CHUNK_MAX = 16
+
     def _chunk_size(self, model_wrap: object, shape: tuple[int, ...], population: int) -> int | None:
-        """Individuals per model call: the node's value, or (0) what fits in free memory with CFG's doubled batch."""
+        """Individuals per model call: the node's value, or (0) what fits in free memory with CFG's doubled batch,
+        at most :attr:`AUTO_CHUNK_MAX`."""
         if self.chunk_size > 0:
             return self.chunk_size
+        population = min(population, self.AUTO_CHUNK_MAX)
         patcher = model_wrap.model_patcher
         try:
             per_item = float(patcher.model.memory_required([2, *shape]))  # cond + uncond of one individual
             free = float(comfy.model_management.get_free_memory(patcher.load_device))
-        except Exception:  # noqa: BLE001 - estimates are best effort; fall back to the whole population
-            return None
+        except Exception:  # noqa: BLE001 - estimates are best effort; fall back to the cap
+            return population
         fits = int(free * 0.8 // max(per_item, 1.0))
-        return None if fits >= population else max(1, fits)
+        return max(1, min(fits, population))
 
     def _reloader(self, model_wrap: object) -> Callable[[], None]:
         loaded = list(getattr(model_wrap, "loaded_models", []) or [])
@@ -194,7 +200,9 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         return reload
 
     # ------------------------------------------------------------------ ComfyUI's Sampler.sample
-    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None, disable_pbar=False):  # noqa: ANN001,E501
+    def sample(
+        self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None, disable_pbar=False
+    ):  # noqa: ANN001,E501
         started = time.perf_counter()
         steps = int(sigmas.shape[-1]) - 1
         try:

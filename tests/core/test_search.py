@@ -281,7 +281,9 @@ def test_custom_k_diffusion_sampler_callable():
 
     def my_sampler(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, eta=1.0):
         calls.append(len(sigmas))
-        return es.sample_euler_ancestral(model, x, sigmas, extra_args, callback, disable, eta=eta, noise_sampler=noise_sampler)
+        return es.sample_euler_ancestral(
+            model, x, sigmas, extra_args, callback, disable, eta=eta, noise_sampler=noise_sampler
+        )
 
     process = es.KDiffusionProcess(GMM, SIGMAS, sampler=my_sampler)
     result = es.search(process, ring_reward, (2,), SCHEDULES["evosearch"], seed=0)

@@ -97,7 +97,10 @@ def test_results_do_not_depend_on_chunk_size(pack, tiny, es, sn):
     bundle = tiny("flux")
     model = per_row_model(bundle.model)  # removes the kernels' own batch-size rounding; the pack must add none
     spec = es.ScheduleSpec(mode="custom", evolution_steps=(0, 3, 4), population=(5, 3, 3, 3))
-    runs = [ksampler(sn, bundle, module("rewards").Colorfulness(), schedule=spec, chunk_size=c, model=model) for c in (0, 1, 2)]
+    runs = [
+        ksampler(sn, bundle, module("rewards").Colorfulness(), schedule=spec, chunk_size=c, model=model)
+        for c in (0, 1, 2)
+    ]
     for other in runs[1:]:
         assert torch.equal(other[0]["samples"], runs[0][0]["samples"])
         assert torch.equal(other[1]["samples"], runs[0][1]["samples"])
@@ -161,7 +164,9 @@ def test_deterministic_sampler_is_swapped_with_a_warning(pack, tiny, es, sn, cap
     assert any("deterministic" in w and "euler_ancestral" in w for w in rep["warnings"])
     assert "deterministic" in caplog.text
     noise_only = es.ScheduleSpec(mode="custom", evolution_steps=(0,), population=(3, 3))
-    rep = json.loads(ksampler(sn, bundle, module("rewards").Colorfulness(), schedule=noise_only, sampler_name="euler")[3])
+    rep = json.loads(
+        ksampler(sn, bundle, module("rewards").Colorfulness(), schedule=noise_only, sampler_name="euler")[3]
+    )
     assert rep["sampler"] == "euler" and not rep["warnings"], "x_T-only schedules keep a deterministic sampler"
 
 
@@ -192,7 +197,9 @@ def test_interrupt_stops_within_one_model_call(pack, tiny, es, sn):
     bundle = tiny("sd15")
     calls = []
     model = bundle.model.clone()
-    model.set_model_unet_function_wrapper(lambda apply, args: (calls.append(1), apply(args["input"], args["timestep"], **args["c"]))[1])
+    model.set_model_unet_function_wrapper(
+        lambda apply, args: (calls.append(1), apply(args["input"], args["timestep"], **args["c"]))[1]
+    )
 
     class Interrupting:
         def score(self, images, prompts):  # noqa: ANN001
@@ -276,7 +283,9 @@ def test_schedule_node_parses_previews_and_rejects(pack, es, sn):
 
 
 def test_mutation_node(pack, es, sn):
-    mutation, = run_node(sn.EvoSearchMutation, beta=0.2, intermediate="additive", strength=1.0, elites=-1, tournament=3.0)
+    (mutation,) = run_node(
+        sn.EvoSearchMutation, beta=0.2, intermediate="additive", strength=1.0, elites=-1, tournament=3.0
+    )
     assert mutation == es.Mutation(beta=0.2, intermediate="additive", strength=1.0, elites=None, tournament=3.0)
     with pytest.raises(ValueError, match="EvoSearch Mutation: strength"):
         run_node(sn.EvoSearchMutation, beta=0.2, intermediate="redraw", strength=2.0, elites=-1, tournament=0.9)

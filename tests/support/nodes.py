@@ -33,7 +33,10 @@ def per_row_model(model: object) -> object:
         x, t, c = args["input"], args["timestep"], args["c"]
         rows = []
         for i in range(x.shape[0]):
-            ci = {k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v) for k, v in c.items()}
+            ci = {
+                k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.shape[:1] == x.shape[:1] else v)
+                for k, v in c.items()
+            }
             rows.append(apply_model(x[i : i + 1], t[i : i + 1], **ci))
         return torch.cat(rows)
 

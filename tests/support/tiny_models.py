@@ -51,7 +51,9 @@ def _patcher(model: torch.nn.Module) -> object:
     import comfy.model_patcher
 
     return comfy.model_patcher.ModelPatcher(
-        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
+        model,
+        load_device=comfy.model_management.get_torch_device(),
+        offload_device=comfy.model_management.unet_offload_device(),
     )
 
 
@@ -86,12 +88,16 @@ def _wan_vae(seed: int) -> object:
     import comfy.model_patcher
     import comfy.sd
 
-    vae = comfy.sd.VAE(sd={"decoder.middle.0.residual.0.gamma": torch.zeros(384, 1, 1, 1)})  # the real key selects Wan 2.1
+    vae = comfy.sd.VAE(
+        sd={"decoder.middle.0.residual.0.gamma": torch.zeros(384, 1, 1, 1)}
+    )  # the real key selects Wan 2.1
     small = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
                                      temperal_downsample=[False, True, True], dropout=0.0).eval()  # fmt: skip
     _reinit(small, seed, scale=0.2)
     vae.first_stage_model = small.to(vae.vae_dtype)
-    vae.patcher = comfy.model_patcher.ModelPatcher(small, load_device=vae.device, offload_device=vae.patcher.offload_device)
+    vae.patcher = comfy.model_patcher.ModelPatcher(
+        small, load_device=vae.device, offload_device=vae.patcher.offload_device
+    )
     return vae
 
 
@@ -163,7 +169,13 @@ def build(name: str, seed: int = 0) -> Tiny:
 
 
 #: Text-conditioning sizes the tiny models expect: (tokens, width, pooled width or None).
-TEXT_SHAPES = {"sd15": (7, 64, None), "sd21v": (7, 64, None), "sdxl": (7, 64, 1280), "flux": (5, 32, 32), "wan21": (6, 32, None)}
+TEXT_SHAPES = {
+    "sd15": (7, 64, None),
+    "sd21v": (7, 64, None),
+    "sdxl": (7, 64, 1280),
+    "flux": (5, 32, 32),
+    "wan21": (6, 32, None),
+}
 
 
 class TinyClip:
@@ -194,5 +206,5 @@ class TinyClip:
         out.update(add_dict or {})
         return [[cond, out]]
 
-    def clone(self) -> "TinyClip":
+    def clone(self) -> TinyClip:
         return TinyClip(self.arch)

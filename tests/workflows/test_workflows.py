@@ -52,13 +52,20 @@ def test_only_core_and_pack_nodes_and_models_listed(pack, name):
         cls = nodes.NODE_CLASS_MAPPINGS[node["type"]]
         module = getattr(cls, "RELATIVE_PYTHON_MODULE", "") or cls.__module__
         assert node["type"].startswith("EvoSearch") or not module.startswith("custom_nodes"), node["type"]
-        if node["type"] in LOADER_SWAPS and node["type"] != "EvoSearchLoadReward" or node["type"] == "EvoSearchLoadReward" and node["widgets_values"][0] not in ("colorfulness", "digits"):  # noqa: E501
+        if (
+            node["type"] in LOADER_SWAPS
+            and node["type"] != "EvoSearchLoadReward"
+            or node["type"] == "EvoSearchLoadReward"
+            and node["widgets_values"][0] not in ("colorfulness", "digits")
+        ):  # noqa: E501
             models = node["properties"].get("models", [])
             assert models, f"{node['type']} in {name} lists no model files in properties.models"
             for m in models:
                 assert set(m) >= {"name", "url", "directory"} and m["url"].startswith("https://")
             names = {m["name"] for m in models}
-            widget_files = {v for v in node["widgets_values"] if isinstance(v, str) and v.endswith((".safetensors", ".pt"))}
+            widget_files = {
+                v for v in node["widgets_values"] if isinstance(v, str) and v.endswith((".safetensors", ".pt"))
+            }
             assert widget_files <= names, f"{node['type']}: {widget_files - names} not in properties.models"
 
 

@@ -75,8 +75,12 @@ class TinyCLIPLoader(io.ComfyNode):
 class TinyVAELoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(node_id="EvoSearchTestVAELoader", category="_for_testing",
-                         inputs=[io.String.Input("arch"), _any("vae_name")], outputs=[io.Vae.Output()])
+        return io.Schema(
+            node_id="EvoSearchTestVAELoader",
+            category="_for_testing",
+            inputs=[io.String.Input("arch"), _any("vae_name")],
+            outputs=[io.Vae.Output()],
+        )
 
     @classmethod
     def execute(cls, arch, vae_name=""):
