@@ -2,9 +2,11 @@
 
 VideoReward is Qwen2-VL-2B-Instruct fine-tuned with LoRA (r 64, α 128) on the language model, a fully trained vision
 tower and merger, three added tokens ``<|VQ_reward|> <|MQ_reward|> <|TA_reward|>`` and ``rm_head = Linear(1536, 3)``.
-The prompt (VideoAlign's "detailed_special" template, ``assets/videoalign_detailed_special.txt``) places the three
-tokens after the questions on visual quality, motion quality and text alignment; head output *i* at token *i* is
-that dimension's reward, normalised with ``model_config.json``'s ``inference_config`` means/stds. Overall = VQ+MQ+TA.
+The prompt (VideoAlign's "detailed_special" template) places the three tokens after the questions on visual quality,
+motion quality and text alignment; head output *i* at token *i* is that dimension's reward, normalised with
+``model_config.json``'s ``inference_config`` means/stds. Overall = VQ+MQ+TA. The template is part of VideoAlign's code,
+not of its checkpoint, and this pack does not copy it: the user saves its text as ``prompt_template.txt`` in the
+VideoReward folder (see :data:`TEMPLATE_FILE`).
 
 On disk (``models/rewards/videoreward/``): the VideoReward folder (``model_config.json`` and ``checkpoint-N/`` with
 ``adapter_model.safetensors`` + ``non_lora_state_dict.pth``, or a full ``model.pth``) and the base
@@ -31,7 +33,6 @@ from .errors import BadRewardFile, MissingRewardFile
 from .model_cache import shared_model
 from .protocol import check_images, prompt_list
 from .qwen2vl_video import VIDEO_MIN_PIXELS, video_patches
-from .text import ASSETS
 from .weights import load_into, meta_module, module_device_dtype, read_hf_folder, read_state_dict
 
 __all__ = ["VideoReward", "VideoRewardModel", "load_videoreward", "DIMENSIONS"]
@@ -237,13 +238,38 @@ def load_videoreward(
         raise MissingRewardFile("VideoReward", ["model_config.json"], [folder], SOURCE)
     configs = json.loads(config_file.read_text())
     base_dir = _base_dir(folder, configs.get("model_config", {}), [Path(r) for r in roots], base)
+    template = _template(folder)
     model = shared_model(
         "videoreward",
         folder,
         {"dtype": str(dtype), "base": str(base_dir)},
         lambda: _build(folder, base_dir, configs, dtype),
     )
-    return VideoReward(model, configs, prompt=prompt, source_fps=source_fps, dimension=dimension, min_pixels=min_pixels)
+    return VideoReward(
+        model, configs, template, prompt=prompt, source_fps=source_fps, dimension=dimension, min_pixels=min_pixels
+    )
+
+
+#: VideoAlign's "detailed_special" prompt (``DETAILED_PROMPT_WITH_SPECIAL_TOKEN`` in its ``prompt_template.py``), saved
+#: by the user beside ``model_config.json``; ``{text_prompt}`` marks where the prompt goes.
+TEMPLATE_FILE = "prompt_template.txt"
+
+
+def _template(folder: Path) -> str:
+    path = folder / TEMPLATE_FILE
+    if not path.is_file():
+        raise MissingRewardFile(
+            "VideoReward prompt template",
+            [TEMPLATE_FILE],
+            [folder],
+            "github.com/KwaiVGI/VideoAlign: copy the text of DETAILED_PROMPT_WITH_SPECIAL_TOKEN from "
+            "prompt_template.py (MIT) into this file, keeping its {text_prompt} slot and the three reward tokens",
+        )
+    text = path.read_text(encoding="utf-8")
+    missing = [t for t in ("{text_prompt}", *REWARD_TOKENS) if t not in text]
+    if missing:
+        raise BadRewardFile(f"VideoReward: {path} lacks {missing}; it must be VideoAlign's detailed_special template")
+    return text
 
 
 class VideoReward(ModelReward):
@@ -256,6 +282,7 @@ class VideoReward(ModelReward):
         self,
         model: VideoRewardModel,
         configs: dict,
+        template_text: str,
         *,
         prompt: str | None = None,
         source_fps: float = 16.0,
@@ -270,7 +297,7 @@ class VideoReward(ModelReward):
             raise ValueError(f"VideoReward: prompt template {template!r} is not supported (only detailed_special)")
         tokenizer = model.tokenizer
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
-        self.template = (ASSETS / "videoalign_detailed_special.txt").read_text(encoding="utf-8")
+        self.template = template_text
         self.fps = data.get("fps", 2.0)
         self.num_frames = data.get("num_frames")
         self.max_pixels = int(data.get("max_frame_pixels") or 200704)

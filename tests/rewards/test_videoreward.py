@@ -105,3 +105,16 @@ def test_missing_base_model(tmp_path):
     (tmp_path / "videoreward" / "VideoReward" / "model_config.json").write_text('{"model_config": {}}')
     with pytest.raises(MissingRewardFile, match="Qwen2-VL-2B-Instruct"):
         load_reward("videoreward", roots=[tmp_path])
+
+
+def test_missing_prompt_template_names_file_and_source(release, tmp_path):
+    import shutil
+
+    from rewards import MissingRewardFile, load_reward
+
+    root, _ = release
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    (copy / "videoreward" / "VideoReward" / "prompt_template.txt").unlink()
+    with pytest.raises(MissingRewardFile, match=r"prompt_template\.txt[\s\S]*DETAILED_PROMPT_WITH_SPECIAL_TOKEN"):
+        load_reward("videoreward", roots=[copy])

@@ -26,11 +26,16 @@ LORA_R, LORA_ALPHA = 4, 8
 NORM = {"VQ_mean": 3.6757, "VQ_std": 2.2476, "MQ_mean": 1.1646, "MQ_std": 1.3811, "TA_mean": 2.8105, "TA_std": 2.5121}
 
 
-def tiny_tokenizer():
-    """Byte-level BPE trained on VideoAlign's prompt template (so prompts stay short), with Qwen2-VL's specials."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+#: A stand-in for VideoAlign's template (the real text is not shipped): the prompt slot and the three reward tokens.
+TEMPLATE = (
+    "Please evaluate the generated video for the prompt: {text_prompt}. Visual quality: <|VQ_reward|>. "
+    "Motion quality: <|MQ_reward|>. Text alignment: <|TA_reward|>."
+)
 
-    from rewards.text import ASSETS
+
+def tiny_tokenizer():
+    """Byte-level BPE trained on the stand-in template (so prompts stay short), with Qwen2-VL's specials."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -41,8 +46,7 @@ def tiny_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    text = (ASSETS / "videoalign_detailed_special.txt").read_text(encoding="utf-8")
-    tok.train_from_iterator([text] * 4, trainer)
+    tok.train_from_iterator([TEMPLATE] * 4, trainer)
     return tok
 
 
@@ -130,6 +134,7 @@ def build(root: Path, gen: torch.Generator) -> dict:
     non_lora["base_model.model.rm_head.weight"] = torch.randn(3, hidden, generator=gen) * 0.5
     save_file(lora, str(ckpt / "adapter_model.safetensors"))
     torch.save(non_lora, ckpt / "non_lora_state_dict.pth")
+    (rm / "prompt_template.txt").write_text(TEMPLATE)
     (ckpt / "adapter_config.json").write_text(json.dumps({"r": LORA_R, "lora_alpha": LORA_ALPHA, "use_rslora": False}))
     (rm / "model_config.json").write_text(
         json.dumps(
