@@ -57,7 +57,7 @@ def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
 
 #: Where the default schedule places generations, as fractions of the T steps: x_T, then ever denser towards the end,
 #: where children are cheap (a child born at step s costs T − s). Chosen by bench/sweep_defaults.py over the paper's
-#: ring toy and a 64-D mixture; the paper's 0, 40%, 60%, 80% pattern came out behind (see the README's benchmark).
+#: ring toy and a 64-D mixture, where the paper's 0, 40%, 60%, 80% pattern came out behind (bench/results/).
 DEFAULT_EVOLUTION_FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 
 
