@@ -15,7 +15,6 @@ import logging
 import math
 from collections.abc import Callable
 
-import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_management
 import comfy.model_sampling
 import comfy.samplers
@@ -230,7 +229,3 @@ class ComfyProcess(DenoisingProcess):
     def finalize(self, x: torch.Tensor) -> torch.Tensor:
         return self.model_sampling.inverse_noise_scaling(self.sigmas[-1], x)
 
-
-def k_sampling_function(name: str) -> Callable[..., object]:
-    """The k-diffusion function ``sample_<name>`` (for tests and diagnostics)."""
-    return getattr(k_sampling, f"sample_{name}")

@@ -21,9 +21,9 @@ _COLORS = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 1
 
 def population_latent(run: SearchRun, template: dict) -> tuple[dict, list[float]]:
     """The final population of every searched latent as one LATENT batch (best first per latent) and its scores."""
-    if not run.results or run.latent_format_out is None:
+    if not run.results or run.population is None:
         raise ValueError("no search has run yet: connect this node after the sampler that uses the EvoSearch Sampler")
-    samples = torch.cat([run.latent_format_out(r.samples.float()) for r in run.results]).cpu()
+    samples = run.population
     scores = [float(s) for r in run.results for s in r.rewards]
     out = {k: v for k, v in template.items() if k not in ("samples", "noise_mask", "batch_index")}
     out["samples"] = samples

@@ -48,7 +48,7 @@ class SearchRun:
     reward_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     sampler_name: str = ""
-    latent_format_out: Callable[[torch.Tensor], torch.Tensor] | None = None
+    population: torch.Tensor | None = None  #: final populations of all latents, VAE space, best first per latent
     seconds: float = 0.0
 
     def report(self) -> dict[str, object]:
@@ -212,7 +212,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         needs_stochastic = schedule.strategy != "best_of_n" and any(s > 0 for s in schedule.evolution_steps)
         choice = choose_stochastic_sampler(self.inner, needs_stochastic)
         run = self.run
-        run.results, run.decodes, run.warnings, run.sampler_name = [], 0, [], choice.name
+        run.results, run.decodes, run.warnings, run.sampler_name, run.population = [], 0, [], choice.name, None
         run.decode_seconds = run.reward_seconds = 0.0
         if choice.warning:
             log.warning("%s: %s", self.node, choice.warning)
@@ -259,7 +259,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
             run.decode_seconds, run.reward_seconds = reward_fn.decode_seconds, reward_fn.reward_seconds
         best = torch.cat(bests)
         run.seconds = time.perf_counter() - started
-        run.latent_format_out = base_model.process_latent_out
+        run.population = torch.cat([base_model.process_latent_out(r.samples.float()) for r in run.results]).cpu()
         if callback is not None:
             callback(steps - 1, best, best, steps)  # final preview, and SamplerCustomAdvanced's denoised_output
         return best

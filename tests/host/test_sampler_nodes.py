@@ -132,10 +132,11 @@ def test_best_of_n_and_particles_at_the_same_budget(pack, tiny, es, sn):
     assert rep["reward_calls"] == n * 3  # x0 predictions at the 2 resampling steps, then the final samples
 
 
-def test_sampler_node_inside_sampler_custom_advanced(pack, tiny, es, sn):
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_sampler_node_inside_sampler_custom_advanced(pack, tiny, es, sn, arch):
     import comfy_extras.nodes_custom_sampler as custom
 
-    bundle = tiny("flux")
+    bundle = tiny(arch)
     sampler, run = run_node(sn.EvoSearchSampler, reward=module("rewards").Colorfulness(), sampler_name="euler_ancestral",
                             chunk_size=0, vae=bundle.vae, schedule=es.ScheduleSpec(**SMALL))  # fmt: skip
     guider = custom.CFGGuider().get_guider(bundle.model, bundle.positive, bundle.negative, 2.0)[0]
@@ -146,7 +147,7 @@ def test_sampler_node_inside_sampler_custom_advanced(pack, tiny, es, sn):
         return custom.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, bundle.empty_latent(1))
 
     out, denoised = sample(7)
-    assert out["samples"].shape == (1, 16, 8, 8)
+    assert out["samples"].shape == bundle.empty_latent(1)["samples"].shape
     assert torch.allclose(out["samples"], denoised["samples"], atol=1e-5), "denoised_output is the best x0"
     population, scores, report, plot = run_node(sn.EvoSearchResults, run=run, latent=out)
     rep = json.loads(report)
