@@ -1,6 +1,6 @@
 """Measure the demo model as a plain ComfyUI sampler sees it: how often does an unconditional sample satisfy a reward?
 
-    COMFYUI_PATH=/path/to/ComfyUI python tools/eval_demo.py --samples 512 --steps 20 --sampler euler_ancestral
+    COMFYUI_PATH=/path/to/ComfyUI python tools/eval_demo.py --samples 2048 --steps 20 --sampler dpmpp_2m_sde --scheduler karras
 
 Samples with ``comfy.sample.sample`` (what the KSampler node calls; cfg 1), decodes with the demo VAE, classifies
 with the demo classifier, and reports the class histogram, the share of confidently recognised digits and, per target
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comfyui", default=None, help="ComfyUI source tree (default: $COMFYUI_PATH)")
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--sampler", default="euler_ancestral")
-    parser.add_argument("--scheduler", default="normal")
+    parser.add_argument("--sampler", default="dpmpp_2m_sde")
+    parser.add_argument("--scheduler", default="karras")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

@@ -8,9 +8,9 @@ import importlib
 import pytest
 import torch
 
-#: Measured on the shipped weights: 20 steps euler_ancestral/normal, cfg 1, 256 samples → 0.91 of the samples are
-#: recognised with p > 0.9 (assets/demo/README.md). The test draws 32 and asserts a margin below that.
-MIN_CONFIDENT_SHARE = 0.7
+#: Measured on the shipped weights with the recommended settings (dpmpp_2m_sde, karras, 20 steps, cfg 1): 0.755 of
+#: 2,048 samples are recognised with p > 0.9 (assets/demo/README.md). The test draws 64; 0.55 is ~3.7 s.e. below.
+MIN_CONFIDENT_SHARE = 0.55
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,16 @@ def demo(pack):
 def outputs(demo):
     demo_nodes, _ = demo
     node = demo_nodes.EvoSearchDemoModel.PREPARE_CLASS_CLONE({"unique_id": "1"})
-    return node.execute(batch_size=32, target_digit=3, reward_kind="digit").result
+    return node.execute(batch_size=64, target_digit=3, reward_kind="digit").result
 
 
 @pytest.fixture(scope="module")
 def sampled(outputs):
-    """32 images from ComfyUI's own KSampler + VAEDecode nodes (the recommended demo settings)."""
+    """64 images from ComfyUI's own KSampler + VAEDecode nodes (the recommended demo settings)."""
     import nodes
 
     model, vae, positive, negative, latent, _ = outputs
-    (samples,) = nodes.KSampler().sample(model, 7, 20, 1.0, "euler_ancestral", "normal", positive, negative, latent)
+    (samples,) = nodes.KSampler().sample(model, 7, 20, 1.0, "dpmpp_2m_sde", "karras", positive, negative, latent)
     (images,) = nodes.VAEDecode().decode(vae, samples)
     return images
 
@@ -62,7 +62,7 @@ def test_node_loads_the_shipped_model(outputs, demo):
     assert model.model.model_type == comfy.model_base.ModelType.EPS
     assert type(model.get_model_object("latent_format")).__name__ == "SD15"
     assert isinstance(vae, comfy.sd.VAE) and vae.spacial_compression_decode() == 4
-    assert latent["samples"].shape == (32, 4, 8, 8) and latent["samples"].abs().sum() == 0
+    assert latent["samples"].shape == (64, 4, 8, 8) and latent["samples"].abs().sum() == 0
     assert positive[0][0].shape == (1, 1, demo_model.CONTEXT_DIM)
     assert reward.target == 3 and reward.kind == "digit"
     n_params = sum(p.numel() for p in model.model.diffusion_model.parameters())
@@ -82,29 +82,34 @@ def test_shipped_unet_is_a_standard_sd_unet(demo):
 
 
 def test_vae_round_trip_through_core_nodes(outputs):
+    """VAEEncode/VAEDecode reproduce held-out digits, including their ink (what the bold/thin rewards measure)."""
     import nodes
 
+    from evosearch_pack.rewards.digits import ink_amount
     from tools.demo_data import load_digit_split, render
 
     pytest.importorskip("sklearn")
     _, vae, *_ = outputs
     split = load_digit_split(0)
-    images = render(split.test_digits[:16])
+    images = render(split.test_digits[:64])
     (latent,) = nodes.VAEEncode().encode(vae, images)
-    assert latent["samples"].shape == (16, 4, 8, 8)
+    assert latent["samples"].shape == (64, 4, 8, 8)
     (decoded,) = nodes.VAEDecode().decode(vae, latent)
     assert decoded.shape == images.shape
-    assert (decoded - images).pow(2).mean() < 0.01
+    assert (decoded - images).pow(2).mean() < 0.003
+    ink_in, ink_out = ink_amount(images), ink_amount(decoded)
+    assert torch.corrcoef(torch.stack([ink_in, ink_out]))[0, 1] > 0.95
+    assert 0.8 < ink_out.std() / ink_in.std() < 1.2, "the VAE must keep stroke thickness, not regress it to the mean"
 
 
 def test_ksampler_draws_recognisable_digits(outputs, sampled):
     reward = outputs[5]
-    assert sampled.shape == (32, 32, 32, 3) and 0 <= sampled.min() and sampled.max() <= 1
+    assert sampled.shape == (64, 32, 32, 3) and 0 <= sampled.min() and sampled.max() <= 1
     probs = reward.log_probs(sampled).exp()
     top_p, top = probs.max(dim=1)
     confident = (top_p > 0.9).float().mean().item()
     assert confident >= MIN_CONFIDENT_SHARE, f"only {confident:.2f} of the samples are recognisable digits"
-    assert len(torch.unique(top)) >= 7, f"samples cover too few digits: {torch.bincount(top, minlength=10).tolist()}"
+    assert len(torch.unique(top)) >= 8, f"samples cover too few digits: {torch.bincount(top, minlength=10).tolist()}"
 
 
 def test_reward_follows_the_protocol_on_decoded_samples(outputs, sampled):
