@@ -21,27 +21,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models
 import comfy.utils
+import torch
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONTEXT_DIM",
     "DEMO_DIR",
-    "DemoBundle",
     "IMAGE_SIZE",
     "LATENT_CHANNELS",
     "SPATIAL_COMPRESSION",
     "UNET_CONFIG",
     "VAE_DDCONFIG",
     "VAE_EMBED_DIM",
+    "DemoBundle",
     "build_unet",
     "build_vae",
     "demo_conditioning",
@@ -86,7 +85,7 @@ UNET_CONFIG: dict[str, Any] = {
 
 #: ComfyUI ``AutoencoderKL`` ddconfig: 32×32×3 ↔ 8×8×4, 32 channels throughout (GroupNorm needs multiples of 32);
 #: one res block per decoder level, strided convs + the mid block in the encoder: cheap enough to train and decode on
-#: a CPU (≈0.3 M parameters).
+#: a CPU (≈0.18 M parameters).
 VAE_DDCONFIG: dict[str, Any] = {
     "double_z": True,
     "z_channels": LATENT_CHANNELS,
@@ -169,7 +168,10 @@ def build_vae(
     """
     ddconfig = dict(ddconfig or VAE_DDCONFIG)
     vae = comfy.sd.VAE(
-        sd=state_dict or {}, device=device, dtype=dtype, config={"params": {"ddconfig": ddconfig, "embed_dim": embed_dim}}
+        sd=state_dict or {},
+        device=device,
+        dtype=dtype,
+        config={"params": {"ddconfig": ddconfig, "embed_dim": embed_dim}},
     )
     ratio = 2 ** (len(ddconfig["ch_mult"]) - 1)
     vae.downscale_ratio = ratio
@@ -178,7 +180,9 @@ def build_vae(
     return vae
 
 
-def load_demo_model(path: str | Path | None = None, *, dtype: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+def load_demo_model(
+    path: str | Path | None = None, *, dtype: torch.dtype | None = None
+) -> comfy.model_patcher.ModelPatcher:
     """Load the demo UNet as a MODEL: a ``ModelPatcher`` on ComfyUI's torch device, offloaded where ComfyUI offloads.
 
     ``dtype`` None lets ComfyUI choose (float32 on the CPU, float16 on most GPUs), as its UNet loader does.

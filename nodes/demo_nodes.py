@@ -11,7 +11,7 @@ from . import demo_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvoSearchDemoModel", "NODES", "RewardSocket"]
+__all__ = ["NODES", "EvoSearchDemoModel", "RewardSocket"]
 
 #: The pack's reward socket type (any object following rewards/protocol.py flows through it).
 RewardSocket = io.Custom("EVOSEARCH_REWARD")
@@ -45,19 +45,27 @@ class EvoSearchDemoModel(io.ComfyNode):
             ),
             inputs=[
                 io.Int.Input(
-                    "batch_size", default=1, min=1, max=4096,
+                    "batch_size",
+                    default=1,
+                    min=1,
+                    max=4096,
                     tooltip="Images in the empty LATENT output (the population of a plain KSampler run). The "
                     "EvoSearch nodes size their own population from the schedule and only use the latent's shape.",
                 ),
                 io.Int.Input(
-                    "target_digit", default=3, min=0, max=9,
+                    "target_digit",
+                    default=3,
+                    min=0,
+                    max=9,
                     tooltip="The digit (0-9) the reward asks for.",
                 ),
                 io.Combo.Input(
-                    "reward_kind", options=list(REWARD_KINDS), default="digit",
+                    "reward_kind",
+                    options=list(REWARD_KINDS),
+                    default="digit",
                     tooltip=_KIND_HELP,
                 ),
-            ],  # fmt: skip
+            ],
             outputs=[
                 io.Model.Output(tooltip="The demo UNet (SD1.5 architecture, ε-prediction) on ComfyUI's devices."),
                 io.Vae.Output(tooltip="The demo VAE: 8×8×4 latents ↔ 32×32 RGB images."),
@@ -65,7 +73,8 @@ class EvoSearchDemoModel(io.ComfyNode):
                 io.Conditioning.Output(display_name="negative", tooltip="Same as positive: use cfg = 1."),
                 io.Latent.Output(tooltip="An empty latent batch of batch_size 32×32 images."),
                 RewardSocket.Output(
-                    display_name="reward", tooltip="The digit-classifier reward (higher is better) for the EvoSearch nodes."
+                    display_name="reward",
+                    tooltip="The digit-classifier reward (higher is better) for the EvoSearch nodes.",
                 ),
             ],
         )

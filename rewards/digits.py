@@ -28,10 +28,10 @@ from .protocol import check_images
 __all__ = [
     "CLASSIFIER_SIZE",
     "DEFAULT_CLASSIFIER_PATH",
+    "REWARD_KINDS",
     "DigitClassifier",
     "DigitReward",
     "InkBands",
-    "REWARD_KINDS",
     "images_to_input",
     "ink_amount",
     "load_digit_classifier",

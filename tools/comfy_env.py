@@ -43,11 +43,14 @@ def boot_comfyui(path: str | Path | None = None, *, cpu: bool = True) -> ModuleT
     from comfy.cli_args import args
 
     args.cpu = cpu
+    import comfy.model_management
     import utils.extra_config  # noqa: F401  (ComfyUI's own, before nodes)
-    import comfy.model_management  # noqa: F401
+
     import nodes  # noqa: F401  (ComfyUI's nodes.py)
 
-    spec = importlib.util.spec_from_file_location(PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    spec = importlib.util.spec_from_file_location(
+        PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACK_NAME] = module

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DigitSplit", "load_digit_split", "render", "augment_render", "IMAGE_SIZE"]
+__all__ = ["IMAGE_SIZE", "DigitSplit", "augment_render", "load_digit_split", "render"]
 
 #: Side of the rendered images (and of the demo model's decoded images).
 IMAGE_SIZE = 32

@@ -210,7 +210,9 @@ def _vae_moments(vae: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 @torch.no_grad()
-def _fold_latent_standardisation(vae: torch.nn.Module, mean: torch.Tensor, std: torch.Tensor, target_std: float) -> None:
+def _fold_latent_standardisation(
+    vae: torch.nn.Module, mean: torch.Tensor, std: torch.Tensor, target_std: float
+) -> None:
     """Rescale so that encoder means become ``(μ − mean)·target_std/std`` per channel, and undo it in the decoder."""
     c = mean.numel()
     k = target_std / std
@@ -444,8 +446,13 @@ def _run_stages(cfg: TrainConfig, out: Path, comfyui: str | Path | None, stages:
         else:
             report[name] = {
                 f"{sampler}/{scheduler}": evaluate.unconditional_report(
-                    out, n=cfg.eval_samples, steps=cfg.eval_steps, sampler=sampler, scheduler=scheduler,
-                    seed=cfg.seed, grid=index == 0,
+                    out,
+                    n=cfg.eval_samples,
+                    steps=cfg.eval_steps,
+                    sampler=sampler,
+                    scheduler=scheduler,
+                    seed=cfg.seed,
+                    grid=index == 0,
                 )
                 for index, (sampler, scheduler) in enumerate(cfg.eval_settings)
             }

@@ -58,6 +58,7 @@ def test_node_loads_the_shipped_model(outputs, demo):
     _, demo_model = demo
     model, vae, positive, negative, latent, reward = outputs
     assert isinstance(model, comfy.model_patcher.ModelPatcher)
+    assert torch.equal(positive[0][0], negative[0][0]), "unconditional: both sides are the same empty context"
     assert isinstance(model.model, comfy.model_base.BaseModel)
     assert model.model.model_type == comfy.model_base.ModelType.EPS
     assert type(model.get_model_object("latent_format")).__name__ == "SD15"
@@ -83,9 +84,9 @@ def test_shipped_unet_is_a_standard_sd_unet(demo):
 
 def test_vae_round_trip_through_core_nodes(outputs):
     """VAEEncode/VAEDecode reproduce held-out digits, including their ink (what the bold/thin rewards measure)."""
-    import nodes
-
     from evosearch_pack.rewards.digits import ink_amount
+
+    import nodes
     from tools.demo_data import load_digit_split, render
 
     pytest.importorskip("sklearn")

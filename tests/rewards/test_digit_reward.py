@@ -96,8 +96,7 @@ def test_ink_bands_make_bold_and_thin_rare_and_distinct(classifier, heldout_imag
         assert in_bold < 0.35, f"digit {d}: {in_bold:.2f} of held-out images are 'bold'"
 
 
-def test_band_penalty_is_zero_inside_and_grows_outside(classifier):
-    _, bands, _ = classifier
+def test_band_penalty_is_zero_inside_and_grows_outside():
     reward = DigitReward.load(target=3, kind="digit_bold", ink_weight=2.0)
     lo, hi = reward.band
     ink = torch.tensor([lo - (hi - lo), (lo + hi) / 2, hi + 2 * (hi - lo)])
