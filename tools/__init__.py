@@ -1,0 +1,1 @@
+"""Developer tools of the EvoSearch pack (training the demo model); not imported by ComfyUI."""
