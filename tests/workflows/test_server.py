@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-
 from support.paths import comfyui_path
 from support.workflows import API_TWINS, ComfyServer, load, tiny_graph
 
@@ -43,6 +42,24 @@ def test_prompt_runs_and_history_holds_the_outputs(server):
     assert outputs["10"]["images"][0]["filename"].startswith("sd15"), "SaveImage wrote the best image"
     report = json.loads(outputs["14"]["text"][0])
     assert report["method"] == "evosearch" and report["nfe"] > 0 and report["latents"] == 1
+
+
+def test_demo_workflow_runs_end_to_end_on_the_server(server):
+    """The shipped demo workflow as a user runs it: real demo weights, nothing swapped, nothing shrunk."""
+    prompt_id = server.queue(load(API_TWINS / "evosearch_demo_digits.json"))
+    entry = server.wait_history(prompt_id, timeout=240)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    outputs = entry["outputs"]
+    report = json.loads(outputs["10"]["text"][0])
+    assert report["method"] == "evosearch" and report["sampler"] == "dpmpp_2m_sde"
+    assert report["nfe"] == 600, "×30 one 20-step trajectory"
+    assert report["decodes"] == report["reward_calls"] > 30
+    curve = report["searches"][0]["history"]
+    bests = [g["best_reward"] for g in curve if g["best_reward"] is not None and g["best_reward"] > -1e300]
+    assert bests == sorted(bests), "the best reward never gets worse"
+    for node in ("6", "8", "9", "13"):  # best, population, reward plot, plain-sampler preview
+        assert outputs[node]["images"], f"preview node {node} shows an image"
+    assert len(outputs["8"]["images"]) >= 2, "the final population is previewed"
 
 
 def test_interrupt_stops_a_long_search(server):
