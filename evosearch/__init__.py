@@ -13,9 +13,11 @@ from .process import DenoisingProcess, KDiffusionProcess, StepInfo, check_sigmas
 from .result import GenerationRecord, SearchEvent, SearchResult, StopSearch
 from .rng import IndividualNoise, derive_seed, normal_rows
 from .schedule import (
+    FITNESS,
     PARTICLE_FITNESS,
     POTENTIALS,
     PRESETS,
+    SPEC_FITNESS,
     SPEC_MODES,
     STRATEGIES,
     Schedule,
@@ -35,9 +37,11 @@ __all__ = [
     "IndividualNoise",
     "KDiffusionProcess",
     "Mutation",
+    "FITNESS",
     "PARTICLE_FITNESS",
     "POTENTIALS",
     "PRESETS",
+    "SPEC_FITNESS",
     "SPEC_MODES",
     "STRATEGIES",
     "Schedule",

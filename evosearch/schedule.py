@@ -17,9 +17,11 @@ from dataclasses import dataclass, replace
 
 __all__ = [
     "DEFAULT_EVOLUTION_FRACTIONS",
+    "FITNESS",
     "PARTICLE_FITNESS",
     "POTENTIALS",
     "PRESETS",
+    "SPEC_FITNESS",
     "SPEC_MODES",
     "STRATEGIES",
     "Schedule",
@@ -34,6 +36,11 @@ POTENTIALS = ("max", "diff", "add")
 #: Particle fitness: "x0" scores the model's x0 prediction at the resampling step (FK-steering, no extra NFE);
 #: "rollout" scores a full stochastic rollout like EvoSearch (the paper's selection-only special case).
 PARTICLE_FITNESS = ("x0", "rollout")
+#: How a generation's individuals are scored. "rollout": each is run to a clean sample and scored (the paper's
+#: EvoSearch, method.md §3a; each child costs its remaining steps). "x0": the reward of the model's x0 prediction at the
+#: evolution step, made anyway by the step before it (FK-steering's proxy; no extra NFE, all individuals move
+#: together). Default: rollout for EvoSearch, x0 for particle sampling (the paper's settings).
+FITNESS = ("rollout", "x0")
 
 #: The official code's settings (method.md §5), all at T = 50 sampler steps.
 PRESETS: dict[str, dict[str, object]] = {
@@ -77,7 +84,11 @@ class Schedule:
         population: ``len(evolution_steps) + 1`` sizes: k_start initial individuals, then the children of each
             generation. A population may grow or shrink between generations.
         strategy: ``"evosearch"``, ``"best_of_n"`` or ``"particles"``.
-        potential, lam, fitness: particle-sampling settings (see :data:`POTENTIALS`, :data:`PARTICLE_FITNESS`).
+        potential, lam: particle-sampling settings (see :data:`POTENTIALS`).
+        fitness: ``"rollout"`` or ``"x0"`` (see :data:`FITNESS`); ``None`` = the paper's choice for the strategy
+            (rollout for EvoSearch, x0 for particles). With x0 fitness the population moves together: generation g
+            holds ``population[g]`` individuals from step s_{g-1} to s_g (s_{-1} = 0), is scored on its x0
+            predictions at s_g and selects ``population[g+1]`` children; evolution steps must be >= 1.
     """
 
     evolution_steps: tuple[int, ...]
@@ -85,7 +96,7 @@ class Schedule:
     strategy: str = "evosearch"
     potential: str = "max"
     lam: float = 10.0
-    fitness: str = "x0"
+    fitness: str | None = None
 
     def __post_init__(self) -> None:
         steps = _int_tuple("evolution_steps", self.evolution_steps)
@@ -112,18 +123,22 @@ class Schedule:
                 )
         if self.strategy == "best_of_n" and steps:
             raise ValueError(f"best_of_n has no evolution steps, got {list(steps)}")
+        if self.fitness is None:
+            object.__setattr__(self, "fitness", "x0" if self.strategy == "particles" else "rollout")
+        if self.fitness not in FITNESS:
+            raise ValueError(
+                f"fitness must be one of {FITNESS} (or None for the strategy's default), got {self.fitness!r}"
+            )
+        if self.fitness == "x0" and steps and steps[0] < 1:
+            raise ValueError(
+                "evolution/resample steps must be >= 1 with x0 fitness (the first x0 prediction is made at step 0 "
+                f"and scored at step 1; at pure noise it says nothing), got {list(steps)}"
+            )
         if self.strategy == "particles":
             if self.potential not in POTENTIALS:
                 raise ValueError(f"potential must be one of {POTENTIALS}, got {self.potential!r}")
-            if self.fitness not in PARTICLE_FITNESS:
-                raise ValueError(f"fitness must be one of {PARTICLE_FITNESS}, got {self.fitness!r}")
             if len(set(population)) != 1:
                 raise ValueError(f"particle sampling keeps a constant number of particles, got {list(population)}")
-            if self.fitness == "x0" and steps and steps[0] < 1:
-                raise ValueError(
-                    "particle resample_steps must be >= 1 with x0-prediction rewards (the first prediction is made "
-                    f"at step 0 and scored at step 1), got {list(steps)}"
-                )
             if not self.lam >= 0:
                 raise ValueError(f"lam (λ, the potential's inverse temperature) must be >= 0, got {self.lam}")
 
@@ -181,7 +196,7 @@ class Schedule:
         strategy: str = "evosearch",
         potential: str = "max",
         lam: float = 10.0,
-        fitness: str = "x0",
+        fitness: str | None = None,
     ) -> Schedule:
         """The schedule with the most compute that fits ``budget_nfe`` model evaluations of a ``steps``-step sampler.
 
@@ -204,6 +219,13 @@ class Schedule:
             return cls.best_of_n(budget // steps)
         adaptive = evolution_steps is None
         evo = default_evolution_steps(steps) if adaptive else _int_tuple("evolution_steps", evolution_steps)
+        if fitness is None:
+            fitness = "x0" if strategy == "particles" else "rollout"
+        if strategy == "evosearch" and fitness == "x0":
+            # x0 fitness: every individual runs the whole trajectory once, so n = budget // T throughout.
+            evo = tuple(s for s in evo if s > 0)
+            n = budget // steps
+            return cls(evolution_steps=evo, population=(n,) * (len(evo) + 1), fitness="x0")
         if strategy == "particles":
             if fitness == "x0":
                 evo = tuple(s for s in evo if s > 0)
@@ -264,8 +286,9 @@ class Schedule:
     def nfe(self, steps: int, evals_per_step: int = 1) -> int:
         """Model evaluations of the whole search (method.md §4); the engine's counted ``result.nfe`` equals this."""
         self.validate(steps)
-        if self.strategy == "particles" and self.fitness == "x0":
-            return self.population[0] * steps * evals_per_step
+        if self.fitness == "x0":  # generation g runs from s_{g-1} to s_g (s_{-1} = 0, s_G = T)
+            bounds = [0, *self.evolution_steps, int(steps)]
+            return sum(k * (b - a) for k, a, b in zip(self.population, bounds[:-1], bounds[1:])) * evals_per_step
         total = self.population[0] * steps
         for s, k in zip(self.evolution_steps, self.population[1:]):
             total += k * (steps - s)
@@ -273,9 +296,7 @@ class Schedule:
 
     def reward_calls(self, steps: int | None = None) -> int:
         """Individuals scored by the reward (each also decoded once on the ComfyUI side)."""
-        if self.strategy == "particles" and self.fitness == "x0":
-            return self.population[0] * (len(self.evolution_steps) + 1)
-        return sum(self.population)
+        return sum(self.population)  # x0 fitness: each generation's x0 predictions, then the final samples
 
     def equal_budget_best_of_n(self, steps: int) -> int:
         """N of the Best-of-N that spends the same NFE (⌊NFE / T⌋)."""
@@ -311,7 +332,10 @@ class Schedule:
         """One line for logs and node reports."""
         nfe = self.nfe(steps)
         head = {
-            "evosearch": f"EvoSearch at steps {list(self.evolution_steps)}, population {list(self.population)}",
+            "evosearch": (
+                f"EvoSearch{' (x0 fitness)' if self.fitness == 'x0' else ''} at steps {list(self.evolution_steps)}, "
+                f"population {list(self.population)}"
+            ),
             "best_of_n": f"Best-of-{self.population[0]}",
             "particles": (
                 f"Particle sampling ({self.population[0]} particles, resampling at {list(self.evolution_steps)}, "
@@ -330,8 +354,10 @@ class Schedule:
             "evolution_steps": list(self.evolution_steps),
             "population": list(self.population),
         }
+        if self.strategy != "best_of_n":
+            out["fitness"] = self.fitness
         if self.strategy == "particles":
-            out.update(potential=self.potential, lam=self.lam, fitness=self.fitness)
+            out.update(potential=self.potential, lam=self.lam)
         return out
 
 
@@ -358,6 +384,8 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
 
 
 SPEC_MODES = ("budget_multiple", "budget_nfe", "custom", "preset_sd21", "preset_flux", "preset_wan")
+#: Fitness choices of a spec: "auto" = the paper's per strategy (rollout for EvoSearch, x0 for particles).
+SPEC_FITNESS = ("auto", *FITNESS)
 
 
 @dataclass(frozen=True)
@@ -370,7 +398,8 @@ class ScheduleSpec:
 
     Modes: ``budget_multiple`` (``budget`` × one trajectory), ``budget_nfe`` (``budget`` model evaluations),
     ``custom`` (``evolution_steps`` and ``population`` as given), ``preset_sd21`` / ``preset_flux`` / ``preset_wan``
-    (the official schedules, rescaled from 50 steps).
+    (the official schedules, rescaled from 50 steps). ``fitness`` (``auto`` / ``rollout`` / ``x0``) picks how
+    generations are scored (:data:`FITNESS`); ``auto`` is the paper's choice per strategy.
     """
 
     mode: str = "budget_multiple"
@@ -380,8 +409,11 @@ class ScheduleSpec:
     population: tuple[int, ...] = ()
     potential: str = "max"
     lam: float = 10.0
+    fitness: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.fitness not in SPEC_FITNESS:
+            raise ValueError(f"fitness must be one of {SPEC_FITNESS}, got {self.fitness!r}")
         if self.mode not in SPEC_MODES:
             raise ValueError(f"mode must be one of {SPEC_MODES}, got {self.mode!r}")
         if self.strategy not in STRATEGIES:
@@ -391,13 +423,20 @@ class ScheduleSpec:
         if self.mode == "custom":
             object.__setattr__(self, "evolution_steps", _int_tuple("evolution_steps", self.evolution_steps))
             object.__setattr__(self, "population", _int_tuple("population", self.population))
-            Schedule(evolution_steps=self.evolution_steps, population=self.population)  # validates now, not later
+            Schedule(evolution_steps=self.evolution_steps, population=self.population, fitness=self._custom_fitness)
+
+    @property
+    def _custom_fitness(self) -> str | None:
+        """Custom lists are an EvoSearch schedule; with x0 fitness they are read as one (NFE and step rules)."""
+        return "x0" if self.strategy == "evosearch" and self.fitness == "x0" else None
 
     def evosearch_schedule(self, steps: int) -> Schedule:
         """The EvoSearch schedule this spec describes for a ``steps``-step sampler."""
         steps = int(steps)
         if self.mode == "custom":
-            schedule = Schedule(evolution_steps=self.evolution_steps, population=self.population)
+            schedule = Schedule(
+                evolution_steps=self.evolution_steps, population=self.population, fitness=self._custom_fitness
+            )
             schedule.validate(steps)
             return schedule
         if self.mode.startswith("preset_"):
@@ -408,12 +447,19 @@ class ScheduleSpec:
     def resolve(self, steps: int) -> Schedule:
         """The schedule to run with a ``steps``-step sampler, in this spec's strategy at the same compute."""
         evo = self.evosearch_schedule(steps)
-        if self.strategy == "evosearch":
+        if self.strategy == "evosearch" and (self.fitness != "x0" or self.mode == "custom"):
             return evo
         n = max(1, evo.nfe(steps) // int(steps))
         if self.strategy == "best_of_n":
             return Schedule.best_of_n(n)
         resample = [s for s in evo.evolution_steps if s > 0] or list(default_evolution_steps(steps)[1:])
+        if self.strategy == "evosearch":  # x0 fitness at the same compute
+            return Schedule(evolution_steps=resample, population=(n,) * (len(resample) + 1), fitness="x0")
+        if self.fitness == "rollout":
+            return Schedule.plan(
+                evo.nfe(steps), steps, resample, strategy="particles", potential=self.potential, lam=self.lam,
+                fitness="rollout",
+            )  # fmt: skip
         return Schedule.particles(n, resample, potential=self.potential, lam=self.lam)
 
     def describe(self, steps: int) -> str:

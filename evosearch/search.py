@@ -10,7 +10,8 @@ EvoSearch (He et al. 2025, arXiv 2505.17618, Alg. 1; clean form in method.md §3
 3. The best sample ever scored is returned, with the last generation as the final population.
 
 Best-of-N is the same loop without generations; particle sampling is selection-only resampling (no mutation), either
-on full-rollout fitness in the same loop or, FK-steering style, on x0-prediction rewards (``_particles_x0``).
+on full-rollout fitness in the same loop or, FK-steering style, on x0-prediction rewards (``_x0_fitness``). EvoSearch
+can use that cheap x0 fitness too (``fitness="x0"``: elitism, tournaments and mutation on x0-prediction rewards).
 Every trajectory draws its sampler noise from its own seeded stream, so results do not depend on ``chunk_size``.
 """
 
@@ -43,7 +44,10 @@ Callback = Callable[[SearchEvent], None]
 
 
 def pool_sizes(schedule: Schedule) -> list[int]:
-    """Selection-pool size at each evolution step: every trajectory rolled out so far (42, 68, 94, 120 for SD2.1)."""
+    """Selection-pool size at each evolution step: every trajectory rolled out so far (42, 68, 94, 120 for SD2.1);
+    with x0 fitness, the generation that reached the step."""
+    if schedule.fitness == "x0":
+        return list(schedule.population[:-1])
     sizes, total = [], schedule.population[0]
     for k in schedule.population[1:]:
         sizes.append(total)
@@ -374,20 +378,32 @@ def _evolve(engine: _Engine, mutation: Mutation) -> SearchResult:
     return engine.result(samples, rewards, mutation, stopped=False)
 
 
-def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
-    """FK-steering particle sampling (Singhal et al. 2025): resample on rewards of x0 predictions, n·T NFE.
+def _x0_fitness(engine: _Engine, mutation: Mutation) -> SearchResult:
+    """Generations scored on x0 predictions: FK-steering particles, or EvoSearch with the same cheap fitness.
 
-    At each resampling step s the particles' x0 predictions from step s−1 (made by the model anyway) are scored, and
-    the states at s are resampled multinomially with the potential's weights.
+    The population moves together. Generation g (``population[g]`` individuals) runs from s_{g-1} to s_g; the x0
+    predictions its last step made anyway are decoded and scored, and the states at s_g are then
+
+    * resampled multinomially with the potential's weights (particles: FK-steering, Singhal et al. 2025, the paper's
+      baseline), or
+    * evolved (EvoSearch with x0 fitness): the top-m pass unchanged, the rest are tournament winners mutated at s_g
+      (method.md §3c–e) with ``redraw`` keeping the winner's x0 prediction, ``additive`` adding σ_step·ε.
+
+    Each individual costs one model call per step (Σ_g population[g]·(s_g − s_{g-1}) NFE). The x0 scores are proxies:
+    they steer selection but never compete for the returned best, which is the best finished sample.
     """
     schedule = engine.schedule
-    n = schedule.population[0]
+    population = schedule.population
     process = engine.process
-    x = normal_rows([derive_seed(engine.seed, "init", i) for i in range(n)], engine.shape, device=engine.storage)
+    evolving = schedule.strategy == "evosearch"
+    x = normal_rows(
+        [derive_seed(engine.seed, "init", i) for i in range(population[0])], engine.shape, device=engine.storage
+    )
     bounds = [0, *schedule.evolution_steps, engine.steps]
     carried: torch.Tensor | None = None
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         engine.generation = g
+        n = x.shape[0]
 
         def work(
             chunk: slice, a: int = a, b: int = b, g: int = g, x: torch.Tensor = x
@@ -397,25 +413,33 @@ def _particles_x0(engine: _Engine, mutation: Mutation) -> SearchResult:
                 xc = process.initial_state(xc)
             noise = engine.trajectory_noise(g, range(chunk.start, chunk.stop))
             xc, captured = engine.run_segment(xc, a, b, noise, (b - 1,))
-            return xc.detach().to(engine.storage), captured[b - 1]
+            return xc.detach().to(engine.storage), captured[b - 1].detach().to(engine.storage)
 
         parts = engine.map_chunks(n, work)
         x = torch.cat([p[0] for p in parts])
-        predictions = [p[1] for p in parts]
         if b == engine.steps:
             break
-        # Scores of x0 predictions are proxies: they steer resampling but never compete for the returned best.
-        scores = torch.cat([engine.score(p, candidate=False) for p in predictions])
-        log_w, carried_now = fk_potential(scores, carried, schedule.potential, schedule.lam)
-        picked = multinomial_resample(log_w, n, torch.Generator().manual_seed(derive_seed(engine.seed, "select", g)))
-        x, carried = x[picked], carried_now[picked]
+        denoised = torch.cat([p[1] for p in parts])
+        scores = torch.cat([engine.score(engine.to_device(denoised[c]), candidate=False) for c in engine.chunks(n)])
+        k = population[g + 1]
+        selector = torch.Generator().manual_seed(derive_seed(engine.seed, "select", g))
+        if evolving:
+            m = mutation.elites_for(k)
+            elites = elite_indices(scores, m)
+            parents = tournament_select(scores, k - m, mutation.tournament_for(n), selector)
+            mutated = _mutate(engine, mutation, b, x[parents], denoised[parents], g + 1, m)
+            x = torch.cat([x[elites], mutated])
+        else:
+            log_w, carried_now = fk_potential(scores, carried, schedule.potential, schedule.lam)
+            picked = multinomial_resample(log_w, k, selector)
+            x, carried = x[picked], carried_now[picked]
         engine.record(b, scores)
 
     def finish(chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = process.finalize(engine.to_device(x[chunk])).detach()
         return x0.to(engine.storage), engine.score(x0)
 
-    parts = engine.map_chunks(n, finish)
+    parts = engine.map_chunks(x.shape[0], finish)
     samples, rewards = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     engine.generation = len(schedule.evolution_steps)
     engine.record(engine.steps, rewards)
@@ -466,6 +490,11 @@ def _validate(
                     f"population[{g + 1}]={k} is smaller than elites={m}: a generation must hold at least its elites; "
                     f"lower elites to <= {k} or raise the population"
                 )
+            if m > pool:
+                raise ValueError(
+                    f"elites={m} at generation {g + 1} (step {schedule.evolution_steps[g]}) exceed its selection pool "
+                    f"of {pool}; lower elites to <= {pool} or raise the earlier population"
+                )
             if k > m:
                 size = mutation.tournament_for(pool)
                 if size > pool:
@@ -513,7 +542,7 @@ def search(
     storage = torch.device(storage_device) if storage_device is not None else process.device
     engine = _Engine(process, reward, shape, schedule, seed, chunk_size, callback, storage)
     engine.on_oom = on_oom
-    run = _particles_x0 if schedule.strategy == "particles" and schedule.fitness == "x0" else _evolve
+    run = _x0_fitness if schedule.fitness == "x0" and schedule.strategy != "best_of_n" else _evolve
     with torch.no_grad():
         try:
             return run(engine, mutation)

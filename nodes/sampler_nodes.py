@@ -116,12 +116,25 @@ class EvoSearchSchedule(io.ComfyNode):
                     step=0.5,
                     tooltip="particles only: λ, the inverse temperature of the resampling weights exp(λ·r).",
                 ),  # fmt: skip
+                io.Combo.Input(
+                    "fitness",
+                    options=list(es.SPEC_FITNESS),
+                    default="auto",
+                    tooltip="How a generation is scored. rollout: every individual is run to a finished image and "
+                    "scored (the paper's EvoSearch; children cost their remaining steps). x0: the reward of the "
+                    "model's x0 prediction at the evolution step (free in NFE, like FK-steering particles; the whole "
+                    "population moves together). auto: rollout for EvoSearch, x0 for particles. On the demo model "
+                    "EvoSearch with x0 fitness beats both baselines; rollout is the paper's and needs no decodable "
+                    "x0 predictions.",
+                ),  # fmt: skip
             ],
             outputs=[io.Custom(SCHEDULE).Output(display_name="schedule")],
         )
 
     @classmethod
-    def execute(cls, mode, strategy, budget, evolution_steps, population, steps, potential, lam) -> io.NodeOutput:
+    def execute(
+        cls, mode, strategy, budget, evolution_steps, population, steps, potential, lam, fitness="auto"
+    ) -> io.NodeOutput:
         try:
             custom = mode == "custom"
             spec = es.ScheduleSpec(
@@ -132,6 +145,7 @@ class EvoSearchSchedule(io.ComfyNode):
                 population=es.parse_int_list(population, "population") if custom else (),
                 potential=potential,
                 lam=float(lam),
+                fitness=fitness,
             )
             text = spec.describe(int(steps))
         except ValueError as e:

@@ -51,7 +51,7 @@ def test_out_of_range_evolution_step_names_value_and_range():
 def test_particles_validation():
     with pytest.raises(ValueError, match="potential must be one of"):
         es.Schedule.particles(4, [5], potential="softmax")
-    with pytest.raises(ValueError, match="resample_steps must be >= 1"):
+    with pytest.raises(ValueError, match="resample steps must be >= 1 with x0 fitness"):
         es.Schedule.particles(4, [0, 5])
     with pytest.raises(ValueError, match="lam"):
         es.Schedule.particles(4, [5], lam=-1)
@@ -125,6 +125,38 @@ def test_parse_int_list_is_strict():
         es.parse_int_list(" , ", "population")
     with pytest.raises(ValueError, match="__import__"):
         es.parse_int_list("__import__('os')", "population")
+
+
+def test_fitness_defaults_and_x0_rules():
+    assert es.Schedule(evolution_steps=[0, 5], population=[4, 2, 2]).fitness == "rollout"
+    assert es.Schedule.particles(4, [5]).fitness == "x0" and es.Schedule.best_of_n(3).fitness == "rollout"
+    with pytest.raises(ValueError, match="fitness must be one of"):
+        es.Schedule(evolution_steps=[5], population=[4, 2], fitness="proxy")
+    with pytest.raises(ValueError, match="steps must be >= 1 with x0 fitness"):
+        es.Schedule(evolution_steps=[0, 5], population=[4, 2, 2], fitness="x0")
+    x0 = es.Schedule(evolution_steps=[5, 10], population=[4, 3, 2], fitness="x0")
+    assert x0.nfe(20) == 4 * 5 + 3 * 5 + 2 * 10 and x0.reward_calls(20) == 9
+    assert "x0 fitness" in x0.describe(20) and x0.to_dict()["fitness"] == "x0"
+    planned = es.Schedule.plan(1000, 20, fitness="x0")
+    assert planned.nfe(20) == 1000 and set(planned.population) == {50} and min(planned.evolution_steps) >= 1
+
+
+def test_schedule_spec_fitness_keeps_the_compute():
+    steps = 20
+    rollout = es.ScheduleSpec(budget=30).resolve(steps)
+    x0 = es.ScheduleSpec(budget=30, fitness="x0").resolve(steps)
+    assert rollout.fitness == "rollout" and x0.fitness == "x0" and x0.strategy == "evosearch"
+    assert x0.nfe(steps) == rollout.nfe(steps) // steps * steps
+    fk = es.ScheduleSpec(budget=30, strategy="particles").resolve(steps)
+    assert fk.fitness == "x0" and fk.nfe(steps) == x0.nfe(steps)
+    rollout_particles = es.ScheduleSpec(budget=30, strategy="particles", fitness="rollout").resolve(steps)
+    assert rollout_particles.fitness == "rollout" and rollout_particles.nfe(steps) <= rollout.nfe(steps)
+    custom = es.ScheduleSpec(mode="custom", evolution_steps=(5, 10), population=(4, 3, 2), fitness="x0")
+    assert custom.resolve(steps).nfe(steps) == 55
+    with pytest.raises(ValueError, match="steps must be >= 1 with x0 fitness"):
+        es.ScheduleSpec(mode="custom", evolution_steps=(0, 10), population=(4, 3, 2), fitness="x0")
+    with pytest.raises(ValueError, match="fitness must be one of"):
+        es.ScheduleSpec(fitness="best")
 
 
 def test_schedule_spec_resolves_against_the_sampler_steps():

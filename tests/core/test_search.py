@@ -25,6 +25,7 @@ SCHEDULES = {
     "best_of_n": es.Schedule.best_of_n(9),
     "particles_x0": es.Schedule.particles(6, [5, 10, 15], lam=1.0),
     "particles_rollout": es.Schedule.particles(5, [4, 12], fitness="rollout", lam=1.0),
+    "evosearch_x0": es.Schedule(evolution_steps=[4, 10, 16], population=[7, 5, 6, 4], fitness="x0"),
 }
 
 
@@ -309,6 +310,35 @@ def test_evosearch_beats_best_of_n_on_the_paper_toy():
     budget = 40 * 50
     evo, bon = es.Schedule.plan(budget, 50), es.Schedule.best_of_n(40)
     assert evo.nfe(50) <= bon.nfe(50) == budget
+    seeds = range(8)
+    evo_mean = sum(es.search(process, ring_reward, (2,), evo, seed=s).best_reward for s in seeds) / 8
+    bon_mean = sum(es.search(process, ring_reward, (2,), bon, seed=s).best_reward for s in seeds) / 8
+    assert evo_mean > bon_mean + 0.3, (evo_mean, bon_mean)
+
+
+def test_x0_fitness_evosearch_moves_the_population_together():
+    """Generation g holds population[g] individuals from s_{g-1} to s_g; x0 scores are proxies, never the best."""
+    schedule = SCHEDULES["evosearch_x0"]
+    assert schedule.nfe(T) == 7 * 4 + 5 * 6 + 6 * 6 + 4 * 4 and schedule.reward_calls(T) == 22
+    result = es.search(toy_process(), ring_reward, (2,), schedule, seed=5, mutation=es.Mutation(elites=2))
+    assert [r.step for r in result.history] == [4, 10, 16, 20]
+    assert [r.individuals for r in result.history] == [7, 5, 6, 4]
+    assert len(result.samples) == 4 and result.best_reward == float(result.rewards[0])
+    assert torch.equal(result.best, result.samples[:1]), "the best is a finished sample, not an x0 prediction"
+
+
+def test_x0_fitness_elites_must_fit_the_generation():
+    schedule = es.Schedule(evolution_steps=[12], population=[2, 4], fitness="x0")
+    with pytest.raises(ValueError, match="elites=3 at generation 1 .* pool of 2"):
+        es.search(toy_process(), ring_reward, (2,), schedule, seed=0, mutation=es.Mutation(elites=3))
+
+
+def test_x0_fitness_evosearch_beats_best_of_n_on_the_paper_toy():
+    """The cheap-fitness variant at matched NFE, fixed seeds (bench/results/demo_proof.md measures it for real)."""
+    process = es.KDiffusionProcess(GMM, ddpm_sigmas(50), sampler="ddpm")
+    evo = es.Schedule.plan(20 * 50, 50, fitness="x0")
+    bon = es.Schedule.best_of_n(20)
+    assert evo.nfe(50) == bon.nfe(50) == 1000 and evo.fitness == "x0" and 0 not in evo.evolution_steps
     seeds = range(8)
     evo_mean = sum(es.search(process, ring_reward, (2,), evo, seed=s).best_reward for s in seeds) / 8
     bon_mean = sum(es.search(process, ring_reward, (2,), bon, seed=s).best_reward for s in seeds) / 8
