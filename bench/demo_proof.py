@@ -18,7 +18,7 @@ NFE, and the report's ``nfe`` (model evaluations actually made) is what the curv
 
 The ×1 row is the plain sampler (Best-of-1): what a user gets without search. Results go to
 ``bench/results/demo_proof.{md,json}``, the reward curves to ``demo_proof.png`` and the returned samples to
-``demo_proof_grid.png``.
+``demo_proof_grid.png`` (one column per seed; a green frame marks a success).
 """
 
 from __future__ import annotations
@@ -253,24 +253,31 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_grid(images: dict, rows: list[dict], seeds: list[int], path: Path, upscale: int = 2) -> None:
-    """Rows: (reward kind, budget, method); columns: seeds; each cell the returned image, red border = success."""
+def plot_grid(
+    images: dict, trials: list[Trial], rows: list[dict], seeds: list[int], path: Path, upscale: int = 2
+) -> None:
+    """Rows: (reward kind, budget, method); columns: seeds; each cell the returned image, green frame = success."""
     from PIL import Image, ImageDraw, ImageFont
 
     cells = [(r["kind"], r["budget"], r["method"]) for r in rows]
     side = next(iter(images.values())).shape[-1] * upscale
-    pad, label_w = 3, 230
+    success = {(t.kind, t.method, t.budget, t.seed): t.satisfied for t in trials}
+    pad, label_w = 3, 250
     width, height = label_w + len(seeds) * (side + pad), len(cells) * (side + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     for row, (kind, budget, method) in enumerate(cells):
         y = pad + row * (side + pad)
-        draw.text((4, y + side // 2 - 6), f"{kind} ×{budget} {LABELS[method].split(' (')[0]}", fill="black", font=font)
+        label = f"{kind} x{budget} {LABELS[method].split(' (')[0]}"  # the bitmap font has no "×"
+        draw.text((4, y + side // 2 - 6), label, fill="black", font=font)
         for col, seed in enumerate(seeds):
             grey = (images[(kind, method, budget, seed)].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
             tile = Image.fromarray(grey, mode="L").resize((side, side), Image.NEAREST).convert("RGB")
-            sheet.paste(tile, (label_w + col * (side + pad), y))
+            x = label_w + col * (side + pad)
+            sheet.paste(tile, (x, y))
+            if success[(kind, method, budget, seed)]:
+                draw.rectangle((x, y, x + side - 1, y + side - 1), outline=(40, 200, 40), width=2)
     sheet.save(path)
 
 
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     plot_curves(rows, args.out / f"{stem}.png")
-    plot_grid(images, rows, args.seeds, args.out / f"{stem}_grid.png")
+    plot_grid(images, trials, rows, args.seeds, args.out / f"{stem}_grid.png")
     for c in checks:
         log.info("%s", c)
     log.info("wrote %s", args.out / f"{stem}.md")

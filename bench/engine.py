@@ -7,7 +7,8 @@ Cases (method.md §6):
 * ``ring``: the paper's toy. Exact 9-component 2-D Gaussian-mixture denoiser, reward −|x² + y² − 4|, 100-step DDPM.
 * ``mixture64``: 16 unit-variance components in 64-D; the reward −min_k ‖x − t_k‖/√D only has targets near 2 of them.
 
-Methods at a budget of ×M one-trajectory NFE (M·T): EvoSearch (``Schedule.plan`` with the default mutation), Best-of-M,
+Methods at a budget of ×M one-trajectory NFE (M·T): EvoSearch (``Schedule.plan`` with the default mutation; rollout
+fitness as in the paper, and x0-prediction fitness), Best-of-M,
 FK-steering particle sampling with x0-prediction rewards (the paper's baseline; λ = 1 and λ = 10, resampling every
 10 steps) and rollout-fitness particle sampling (the paper's "selection only" special case). Every method runs through
 the same engine with the same seeds; NFE are counted, not assumed.
@@ -33,7 +34,8 @@ from evosearch.toys import ddpm_sigmas, hard_mixture, paper_toy, ring_reward, ri
 
 log = logging.getLogger("bench.engine")
 T = 100
-METHODS = ("EvoSearch", "Best-of-N", "Particles FK λ=1", "Particles FK λ=10", "Particles (rollout)")
+METHODS = ("EvoSearch", "EvoSearch (x0)", "Best-of-N", "Particles FK λ=1", "Particles FK λ=10", "Particles (rollout)")
+EVOSEARCH = ("EvoSearch", "EvoSearch (x0)")
 
 
 def _case(name: str):
@@ -47,6 +49,8 @@ def schedule_for(method: str, multiple: int) -> es.Schedule:
     budget = multiple * T
     if method == "EvoSearch":
         return es.Schedule.plan(budget, T)
+    if method == "EvoSearch (x0)":
+        return es.Schedule.plan(budget, T, fitness="x0")
     if method == "Best-of-N":
         return es.Schedule.best_of_n(multiple)
     if method.startswith("Particles FK"):
@@ -148,11 +152,12 @@ def verdict(rows: list[dict]) -> str:
     for case in dict.fromkeys(r["case"] for r in rows):
         for multiple in sorted({r["multiple"] for r in rows if r["case"] == case}):
             group = {r["method"]: r for r in rows if r["case"] == case and r["multiple"] == multiple}
-            evo = group["EvoSearch"]["mean"]
-            rivals = {m: r["mean"] for m, r in group.items() if m != "EvoSearch"}
+            rivals = {m: r["mean"] for m, r in group.items() if m not in EVOSEARCH}
             best_m = max(rivals, key=rivals.get)
-            mark = "≥" if evo >= rivals[best_m] else "<"
-            lines.append(f"- {case} ×{multiple}: EvoSearch {evo:.3f} {mark} {best_m} {rivals[best_m]:.3f}")
+            for variant in (v for v in EVOSEARCH if v in group):
+                evo = group[variant]["mean"]
+                mark = "≥" if evo >= rivals[best_m] else "<"
+                lines.append(f"- {case} ×{multiple}: {variant} {evo:.3f} {mark} {best_m} {rivals[best_m]:.3f}")
     return "\n".join(lines)
 
 
@@ -200,7 +205,7 @@ def plot(rows: list[dict], runs: list[Run], path: Path) -> None:
 
     cases = list(dict.fromkeys(r["case"] for r in rows))
     fig, axes = plt.subplots(1, len(cases) + 1, figsize=(5 * (len(cases) + 1), 4.2))
-    colors = dict(zip(METHODS, ["C3", "C0", "C2", "C1", "C4"]))
+    colors = dict(zip(METHODS, ["C3", "C5", "C0", "C2", "C1", "C4"]))
     for ax, case in zip(axes, cases):
         for method in METHODS:
             pts = [r for r in rows if r["case"] == case and r["method"] == method]
@@ -244,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     seeds = args.seeds or (6 if args.quick else 16)
     budgets = (10, 30, 100) if args.quick else (10, 30, 100, 150)
-    methods = METHODS if not args.quick else ("EvoSearch", "Best-of-N", "Particles FK λ=10", "Particles (rollout)")
+    methods = METHODS if not args.quick else ("EvoSearch", "EvoSearch (x0)", "Best-of-N", "Particles FK λ=10",
+                                              "Particles (rollout)")  # fmt: skip
     out = args.out or Path(__file__).resolve().parent / ("out" if args.quick else "results")
     stem = "engine-quick" if args.quick else "engine"
     jobs = list(itertools.product(("ring", "mixture64"), methods, budgets, range(seeds)))
