@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: ../shared/data beside the checkout (CI clones main with shared/ beside it); tests that need it skip without it.
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ../shared/data beside the checkout (CI clones main with shared/ beside it), or EVOSEARCH_SHARED_DATA (.ci/run sets
+#: it to this machine's copy); the tests that need it skip, saying where they looked, without it.
+SHARED_DATA = Path(os.environ.get("EVOSEARCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 #: The one documented variable that locates ComfyUI's source tree for host and workflow tests.
 COMFYUI_ENV = "COMFYUI_PATH"
 
