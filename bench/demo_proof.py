@@ -17,7 +17,7 @@ NFE, and the report's ``nfe`` (model evaluations actually made) is what the curv
   search collapse everything onto one image?), and the number of distinct samples among them.
 
 The ×1 row is the plain sampler (Best-of-1): what a user gets without search. Results go to
-``bench/results/demo_proof.{md,json}``, the reward curves to ``demo_proof.png`` and the returned samples to
+``bench/results/demo_proof.{md,json}`` (``--quick``: ``bench/out/``), the reward curves to ``demo_proof.png`` and the returned samples to
 ``demo_proof_grid.png`` (one column per seed; a green frame marks a success).
 """
 
@@ -303,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     parser.add_argument("--jobs", type=int, default=1, help="processes, one reward kind each (2 on a 2-core box)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budgets 1/5/10, one reward kind")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default bench/results, quick bench/out)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budgets, args.kinds = args.seeds[:2], [b for b in args.budgets if b <= 10], args.kinds[:1]
+    args.out = args.out or ROOT / "bench" / ("out" if args.quick else "results")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
