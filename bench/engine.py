@@ -224,7 +224,7 @@ def plot(rows: list[dict], runs: list[Run], path: Path) -> None:
     modes = paper_toy().means
     ax.scatter(modes[:, 0], modes[:, 1], marker="x", color="gray", label="mixture modes")
     top = max(r.multiple for r in runs if r.case == "ring")
-    for method in ("Best-of-N", "Particles FK λ=10", "EvoSearch"):
+    for method in ("Best-of-N", "Particles FK λ=10", "EvoSearch", "EvoSearch (x0)"):
         pts = torch.tensor([r.best for r in runs if r.case == "ring" and r.method == method and r.multiple == top])
         if len(pts):
             ax.scatter(pts[:, 0], pts[:, 1], s=18, color=colors[method], label=f"{method} ×{top}")
