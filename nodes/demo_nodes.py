@@ -7,14 +7,13 @@ import logging
 from comfy_api.latest import io
 
 from ..rewards.digits import REWARD_KINDS, DigitReward
-from . import demo_model, types
+from . import demo_model
+from .reward_nodes import Reward
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NODES", "EvoSearchDemoModel", "RewardSocket"]
+__all__ = ["NODES", "EvoSearchDemoModel"]
 
-#: The pack's reward socket (any object following rewards/protocol.py flows through it).
-RewardSocket = io.Custom(types.REWARD)
 
 _KIND_HELP = (
     "digit: reward = log p(target digit) from the demo classifier (0 is best). "
@@ -72,7 +71,7 @@ class EvoSearchDemoModel(io.ComfyNode):
                 io.Conditioning.Output(display_name="positive", tooltip="Empty conditioning (unconditional model)."),
                 io.Conditioning.Output(display_name="negative", tooltip="Same as positive: use cfg = 1."),
                 io.Latent.Output(tooltip="An empty latent batch of batch_size 32×32 images."),
-                RewardSocket.Output(
+                Reward.Output(
                     display_name="reward",
                     tooltip="The digit-classifier reward (higher is better) for the EvoSearch nodes.",
                 ),

@@ -15,13 +15,14 @@ from ..rewards import AGGREGATES, FRAME_POLICIES, NORMALISATIONS, CombinedReward
 from ..rewards.protocol import reward_traits
 from ..rewards.registry import reward_kinds
 from . import reward_runtime as rt
+from .types import REWARD
 
 __all__ = ["NODES", "Reward", "EvoSearchLoadReward", "EvoSearchCombineRewards", "EvoSearchScoreImages"]
 
 log = logging.getLogger("evosearch")
 
 CATEGORY = "sampling/evosearch/rewards"
-Reward = io.Custom("EVOSEARCH_REWARD")
+Reward = io.Custom(REWARD)
 DTYPES = ["auto", "fp32", "bf16", "fp16"]
 
 

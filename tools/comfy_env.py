@@ -48,6 +48,16 @@ def boot_comfyui(path: str | Path | None = None, *, cpu: bool = True) -> ModuleT
 
     import nodes  # noqa: F401  (ComfyUI's nodes.py)
 
+    return load_pack()
+
+
+def load_pack() -> ModuleType:
+    """Import the repository as the package ``evosearch_pack`` (what ComfyUI does with a custom-node folder).
+
+    ComfyUI must be imported first (its ``nodes`` module has to win over this repo's ``nodes/`` package).
+    """
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
     spec = importlib.util.spec_from_file_location(
         PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
     )

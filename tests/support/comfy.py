@@ -7,14 +7,16 @@ Order matters: ComfyUI's root goes first on sys.path (so its top-level ``nodes``
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from tools.comfy_env import PACK_NAME, load_pack
+
 from .paths import REPO, comfyui_path
 
-PACK_NAME = "evosearch_pack"
+__all__ = ["PACK_NAME", "boot", "load_pack"]
+
 _booted: ModuleType | None = None
 
 
@@ -54,17 +56,3 @@ def boot() -> ModuleType:
     torch.backends.mkldnn.enabled = False
     _booted = load_pack()
     return _booted
-
-
-def load_pack() -> ModuleType:
-    """Import the repository as the package ``evosearch_pack`` (what ComfyUI does with a custom-node folder)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
