@@ -1,45 +1,78 @@
-"""What a search returns and what its callback receives."""
+"""What a search returns and what its callback receives.
+
+Reports are strict JSON: every number is finite; a value that does not exist (the mean of a generation whose rewards
+were all NaN, the best reward before anything was scored) is ``None``, never ±inf, NaN or a 1e308 placeholder.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from .mutation import Mutation
 from .schedule import Schedule
 
-__all__ = ["GenerationRecord", "SearchEvent", "SearchResult", "StopSearch"]
+__all__ = ["GenerationRecord", "SearchEvent", "SearchResult", "StopSearch", "finite_or_none", "strict_json"]
 
 
 class StopSearch(Exception):
     """Raise from a search callback to end the search early and get the best result found so far."""
 
 
+def finite_or_none(value: object) -> float | None:
+    """``value`` as a float if it is a finite number, else ``None``."""
+    if value is None:
+        return None
+    value = float(value)  # type: ignore[arg-type]
+    return value if math.isfinite(value) else None
+
+
+def strict_json(value: object) -> object:
+    """A copy of ``value`` (dicts, lists, tuples, numbers) with every non-finite float replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class GenerationRecord:
-    """One generation: born at ``step``; NFE and reward calls so far; its own and the global best reward."""
+    """One generation: logged at ``step``; NFE and reward calls so far; the best so far and its own best and mean.
+
+    ``best_reward`` is the best finished sample's reward so far, or — before any sample has finished (x0 fitness) —
+    the best x0-prediction reward so far, flagged by ``best_is_proxy``. ``proxy`` says this generation was scored on
+    x0 predictions. Values that do not exist are ``None``.
+    """
 
     generation: int
     step: int
     individuals: int
     nfe: int
     reward_calls: int
-    best_reward: float
-    generation_best: float
-    mean_reward: float
+    best_reward: float | None
+    generation_best: float | None
+    mean_reward: float | None
     seconds: float
+    proxy: bool = False
+    best_is_proxy: bool = False
 
-    def to_dict(self) -> dict[str, float | int]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, object]:
+        return strict_json(asdict(self))  # type: ignore[return-value]
 
 
 @dataclass
 class SearchEvent:
     """Passed to the search callback after every model step (``kind="step"``) and generation (``"generation"``).
 
-    ``x``/``denoised`` hold the current chunk's states and x0 predictions on step events; ``best`` the best sample
-    scored so far (``None`` before the first score). ``nfe / total_nfe`` is the search's progress.
+    ``x``/``denoised`` hold the current chunk's states and x0 predictions on step events; ``best`` the best finished
+    sample so far (``None`` before the first one); ``best_reward`` the best so far (the x0 proxy while
+    ``best_is_proxy``; ``None`` before anything was scored). ``nfe / total_nfe`` is the search's progress.
+    Generation events carry the generation's ``record`` and its ``scores`` (in trajectory order).
     """
 
     kind: str
@@ -47,19 +80,23 @@ class SearchEvent:
     nfe: int
     total_nfe: int
     generation: int
-    best_reward: float
+    best_reward: float | None
     x: torch.Tensor | None = None
     denoised: torch.Tensor | None = None
     best: torch.Tensor | None = None
     record: GenerationRecord | None = None
+    best_is_proxy: bool = False
+    scores: torch.Tensor | None = None
 
 
 @dataclass
 class SearchResult:
     """The outcome of :func:`evosearch.search`.
 
-    ``best`` is the best clean sample ever scored (``[1, *shape]``); ``samples``/``rewards`` the final population,
-    best first. ``nfe`` counts model evaluations per individual per step; ``reward_calls`` the individuals scored.
+    ``best`` is the best finished sample ever scored (``[1, *shape]``); ``samples``/``rewards`` the final population,
+    best first. ``nfe`` counts model evaluations per individual (failed out-of-memory attempts excluded, see
+    ``discarded_nfe``) and equals ``planned_nfe``, the strategy's formula with the sampler's measured evaluations per
+    step; ``reward_calls`` the individuals scored.
     """
 
     best: torch.Tensor
@@ -76,28 +113,51 @@ class SearchResult:
     steps: int
     stopped: bool = False
     extras: dict = field(default_factory=dict)
+    planned_nfe: int | None = None
+    trajectory_nfe: int | None = None
+    sampler: str = ""
+    sampler_facts: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
+    reward_seconds: float = 0.0
+    discarded_nfe: int = 0
 
     @property
     def method(self) -> str:
         return self.schedule.strategy
 
+    @property
+    def fitness(self) -> str | None:
+        return self.schedule.fitness
+
     def report(self) -> dict[str, object]:
-        """A JSON-friendly summary: method, compute spent, and the per-generation curve."""
-        return {
+        """A strict-JSON summary: method, compute spent and planned, the per-generation curve, warnings."""
+        trajectory = self.trajectory_nfe or self.steps
+        planned = self.planned_nfe if self.planned_nfe is not None else self.schedule.nfe(self.steps)
+        report = {
             "method": self.schedule.strategy,
+            "fitness": self.schedule.fitness,
+            "strategy": self.schedule.strategy_class.title,
             "schedule": self.schedule.to_dict(),
-            "mutation": self.mutation.to_dict() if self.schedule.strategy == "evosearch" else None,
+            "mutation": self.mutation.to_dict() if self.schedule.strategy_class.mutates else None,
             "seed": self.seed,
             "steps": self.steps,
+            "sampler": self.sampler,
             "nfe": self.nfe,
-            "planned_nfe": self.schedule.nfe(self.steps),
-            "budget_multiple": round(self.nfe / self.steps, 3),
-            "equal_budget_best_of_n": self.nfe // self.steps,
+            "planned_nfe": planned,
+            "budget_multiple": round(self.nfe / trajectory, 3),
+            "equal_budget_best_of_n": self.nfe // trajectory,
             "reward_calls": self.reward_calls,
             "seconds": round(self.seconds, 3),
+            "reward_seconds": round(self.reward_seconds, 3),
             "best_reward": self.best_reward,
             "final_rewards": [float(r) for r in self.rewards],
             "stopped_early": self.stopped,
             "history": [r.to_dict() for r in self.history],
+            "sampler_facts": self.sampler_facts,
+            "memory": self.memory,
+            "warnings": list(self.warnings),
+            **({"discarded_nfe": self.discarded_nfe} if self.discarded_nfe else {}),
             **self.extras,
         }
+        return strict_json(report)  # type: ignore[return-value]

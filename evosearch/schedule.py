@@ -1,19 +1,24 @@
 """Evolution schedules, their compute cost, presets and the budget planner.
 
 A schedule says *when* generations happen (step indices s_0 < … < s_{G-1} of a T-step sampler) and *how many*
-individuals each holds (K = [k_start, k_1, …, k_G]), plus which strategy runs: EvoSearch, Best-of-N (no generations)
-or particle sampling (selection-only resampling). Compute follows method.md §4:
+individuals each holds (K = [k_start, k_1, …, k_G]), plus which strategy runs them: EvoSearch, Best-of-N (no
+generations) or particle sampling (selection-only resampling), each with its fitness mode. The strategy classes
+(:mod:`evosearch.strategies`) own the compute formulas (docs/method.md §5); for the paper's EvoSearch
 
     NFE = k_start·T + Σ_g k_{g+1}·(T − s_g)
 
 because every child born at s_g is rolled out once to the end and its states at later evolution steps are archived and
-reused. Particle sampling with x0-prediction rewards (FK-steering) costs n·T.
+reused; x0-fitness strategies (FK-steering particles, EvoSearch with x0 fitness) cost n·T.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .strategies import Strategy
 
 __all__ = [
     "DEFAULT_EVOLUTION_FRACTIONS",
@@ -37,12 +42,12 @@ POTENTIALS = ("max", "diff", "add")
 #: "rollout" scores a full stochastic rollout like EvoSearch (the paper's selection-only special case).
 PARTICLE_FITNESS = ("x0", "rollout")
 #: How a generation's individuals are scored. "rollout": each is run to a clean sample and scored (the paper's
-#: EvoSearch, method.md §3a; each child costs its remaining steps). "x0": the reward of the model's x0 prediction at the
-#: evolution step, made anyway by the step before it (FK-steering's proxy; no extra NFE, all individuals move
-#: together). Default: rollout for EvoSearch, x0 for particle sampling (the paper's settings).
+#: EvoSearch, docs/method.md §3; each child costs its remaining steps). "x0": the reward of the model's x0
+#: prediction at the evolution step, made anyway by the step before it (FK-steering's proxy; no extra NFE, all
+#: individuals move together). Default: rollout for EvoSearch, x0 for particle sampling (the paper's settings).
 FITNESS = ("rollout", "x0")
 
-#: The official code's settings (method.md §5), all at T = 50 sampler steps.
+#: The official code's settings (docs/method.md §6), all at T = 50 sampler steps.
 PRESETS: dict[str, dict[str, object]] = {
     "sd21": {"steps": 50, "evolution_steps": (0, 20, 30, 40), "population": (42, 26, 26, 26, 30), "elites": 5},
     "flux": {"steps": 50, "evolution_steps": (5, 20, 30, 40), "population": (14, 7, 7, 7, 10), "elites": 3},
@@ -77,18 +82,22 @@ def default_evolution_steps(steps: int, fractions: Sequence[float] = DEFAULT_EVO
 
 @dataclass(frozen=True)
 class Schedule:
-    """When generations happen and how big they are.
+    """When generations happen and how big they are; which strategy runs them.
 
     Args:
         evolution_steps: step indices s_0 < s_1 < … (0 = the initial noise x_T) at which a generation is formed.
         population: ``len(evolution_steps) + 1`` sizes: k_start initial individuals, then the children of each
             generation. A population may grow or shrink between generations.
-        strategy: ``"evosearch"``, ``"best_of_n"`` or ``"particles"``.
+        strategy: the strategy family, ``"evosearch"``, ``"best_of_n"`` or ``"particles"`` (or any registered one).
         potential, lam: particle-sampling settings (see :data:`POTENTIALS`).
-        fitness: ``"rollout"`` or ``"x0"`` (see :data:`FITNESS`); ``None`` = the paper's choice for the strategy
-            (rollout for EvoSearch, x0 for particles). With x0 fitness the population moves together: generation g
-            holds ``population[g]`` individuals from step s_{g-1} to s_g (s_{-1} = 0), is scored on its x0
-            predictions at s_g and selects ``population[g+1]`` children; evolution steps must be >= 1.
+        fitness: how generations are scored, ``"rollout"`` or ``"x0"`` (see :data:`FITNESS`); ``None`` = the
+            family's default (rollout for EvoSearch and Best-of-N, x0 for particles: the paper's choices). With x0
+            fitness the population moves together: generation g holds ``population[g]`` individuals from step
+            s_{g-1} to s_g (s_{-1} = 0), is scored on its x0 predictions at s_g and selects ``population[g+1]``
+            children; evolution steps must be >= 1.
+
+    The schedule says *when and how many*; :attr:`strategy_class` (looked up from ``strategy`` and ``fitness``)
+    says *how*, and owns the NFE formula, the validation and the planner (docs/architecture.md).
     """
 
     evolution_steps: tuple[int, ...]
@@ -99,12 +108,14 @@ class Schedule:
     fitness: str | None = None
 
     def __post_init__(self) -> None:
+        from .strategies import default_fitness, get_strategy
+
         steps = _int_tuple("evolution_steps", self.evolution_steps)
         population = _int_tuple("population", self.population)
         object.__setattr__(self, "evolution_steps", steps)
         object.__setattr__(self, "population", population)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        object.__setattr__(self, "lam", float(self.lam))
+        default = default_fitness(self.strategy)  # raises "strategy must be one of …" for unknown names
         if len(population) != len(steps) + 1:
             raise ValueError(
                 f"population must have len(evolution_steps) + 1 = {len(steps) + 1} entries "
@@ -121,26 +132,16 @@ class Schedule:
                     f"evolution_steps must be strictly increasing, got {list(steps)} "
                     f"({steps[i - 1]} then {s} at index {i})"
                 )
-        if self.strategy == "best_of_n" and steps:
-            raise ValueError(f"best_of_n has no evolution steps, got {list(steps)}")
         if self.fitness is None:
-            object.__setattr__(self, "fitness", "x0" if self.strategy == "particles" else "rollout")
-        if self.fitness not in FITNESS:
-            raise ValueError(
-                f"fitness must be one of {FITNESS} (or None for the strategy's default), got {self.fitness!r}"
-            )
-        if self.fitness == "x0" and steps and steps[0] < 1:
-            raise ValueError(
-                "evolution/resample steps must be >= 1 with x0 fitness (the first x0 prediction is made at step 0 "
-                f"and scored at step 1; at pure noise it says nothing), got {list(steps)}"
-            )
-        if self.strategy == "particles":
-            if self.potential not in POTENTIALS:
-                raise ValueError(f"potential must be one of {POTENTIALS}, got {self.potential!r}")
-            if len(set(population)) != 1:
-                raise ValueError(f"particle sampling keeps a constant number of particles, got {list(population)}")
-            if not self.lam >= 0:
-                raise ValueError(f"lam (λ, the potential's inverse temperature) must be >= 0, got {self.lam}")
+            object.__setattr__(self, "fitness", default)
+        get_strategy(self.strategy, self.fitness).check(self)
+
+    @property
+    def strategy_class(self) -> type[Strategy]:
+        """The strategy that runs this schedule (from ``strategy`` and ``fitness``)."""
+        from .strategies import get_strategy
+
+        return get_strategy(self.strategy, self.fitness)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -176,14 +177,15 @@ class Schedule:
 
     @classmethod
     def preset(cls, name: str, steps: int | None = None) -> Schedule:
-        """The official code's schedule for ``"sd21"``, ``"flux"`` or ``"wan"`` (method.md §5), at 50 steps.
+        """The official code's schedule for ``"sd21"``, ``"flux"`` or ``"wan"`` (docs/method.md §6), at 50 steps,
+        with the paper's rollout fitness.
 
         With ``steps`` given, the evolution steps are rescaled to that many sampler steps (see :meth:`rescaled`).
         """
         if name not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
         p = PRESETS[name]
-        schedule = cls(evolution_steps=p["evolution_steps"], population=p["population"])  # type: ignore[arg-type]
+        schedule = cls(evolution_steps=p["evolution_steps"], population=p["population"], fitness="rollout")  # type: ignore[arg-type]
         return schedule if steps is None else schedule.rescaled(steps, reference_steps=int(p["steps"]))  # type: ignore[arg-type]
 
     @classmethod
@@ -200,12 +202,16 @@ class Schedule:
     ) -> Schedule:
         """The schedule with the most compute that fits ``budget_nfe`` model evaluations of a ``steps``-step sampler.
 
-        EvoSearch follows the paper's rule of thumb, K = [2k, k, …, k], with the k that fits, then spends what is
-        left one individual at a time on the cheapest generations first, so the plan ends within one rollout of the
-        latest generation (T − s_{G-1} NFE) below the budget. Best-of-N and particles get n = ⌊budget / T⌋.
-        ``evolution_steps`` defaults to :func:`default_evolution_steps`, minus its earliest intermediate generations
-        while the budget cannot give every generation two children (k ≥ 2); below 3 trajectories it is Best-of-N.
+        The strategy plans itself (see each strategy's ``plan``). EvoSearch with rollout fitness follows the
+        paper's rule of thumb, K = [2k, k, …, k], with the k that fits, then spends what is left one individual at a
+        time on the cheapest generations first, so the plan ends within one rollout of the latest generation
+        (T − s_{G-1} NFE) below the budget. Best-of-N and x0-fitness strategies get n = ⌊budget / T⌋.
+        ``evolution_steps`` defaults to :func:`default_evolution_steps` (for rollout EvoSearch minus its earliest
+        intermediate generations while the budget cannot give every generation two children; below 3 trajectories
+        it is Best-of-N). ``fitness=None`` plans the family's planning default (docs/method.md, "Defaults").
         """
+        from .strategies import get_strategy, planning_fitness
+
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -215,60 +221,8 @@ class Schedule:
                 f"budget_nfe={budget} is below one trajectory ({steps} NFE for {steps} steps); "
                 f"the valid range is >= {steps}"
             )
-        if strategy == "best_of_n":
-            return cls.best_of_n(budget // steps)
-        adaptive = evolution_steps is None
-        evo = default_evolution_steps(steps) if adaptive else _int_tuple("evolution_steps", evolution_steps)
-        if fitness is None:
-            fitness = "x0" if strategy == "particles" else "rollout"
-        if strategy == "evosearch" and fitness == "x0":
-            # x0 fitness: every individual runs the whole trajectory once, so n = budget // T throughout.
-            evo = tuple(s for s in evo if s > 0)
-            n = budget // steps
-            return cls(evolution_steps=evo, population=(n,) * (len(evo) + 1), fitness="x0")
-        if strategy == "particles":
-            if fitness == "x0":
-                evo = tuple(s for s in evo if s > 0)
-                return cls.particles(budget // steps, evo, potential=potential, lam=lam, fitness=fitness)
-            cost = steps + sum(steps - s for s in evo)
-            if budget < cost:
-                raise ValueError(
-                    f"budget_nfe={budget} is below the {cost} NFE one particle needs with rollout fitness at "
-                    f"resample steps {list(evo)}; raise the budget or use fewer resample steps"
-                )
-            return cls.particles(budget // cost, evo, potential=potential, lam=lam, fitness=fitness)
-        if strategy != "evosearch":
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        probe = cls(evolution_steps=evo, population=(1,) * (len(evo) + 1))
-        probe.validate(steps)
-        if adaptive:
-            while len(evo) > 1 and budget < 2 * (2 * steps + sum(steps - s for s in evo)):
-                evo = evo[:1] + evo[2:]  # drop the earliest (most expensive) intermediate generation
-            if budget < 2 * (2 * steps + sum(steps - s for s in evo)):
-                return cls(evolution_steps=(), population=(budget // steps,))
-        costs = [steps] + [steps - s for s in evo]
-        minimum = sum(costs)
-        if budget < minimum:
-            raise ValueError(
-                f"budget_nfe={budget} is below the {minimum} NFE that one individual per generation needs at "
-                f"evolution steps {list(evo)} with {steps} steps; raise the budget, use fewer evolution steps, "
-                "or use Best-of-N"
-            )
-        unit = 2 * costs[0] + sum(costs[1:])
-        k = budget // unit
-        population = [2 * k] + [k] * len(evo) if k >= 1 else [1] * (len(evo) + 1)
-        left = budget - sum(n * c for n, c in zip(population, costs))
-        cheapest_first = sorted(range(len(costs)), key=lambda g: (costs[g], -g))
-        while True:
-            added = False
-            for g in cheapest_first:
-                if costs[g] <= left:
-                    population[g] += 1
-                    left -= costs[g]
-                    added = True
-            if not added:
-                break
-        return cls(evolution_steps=evo, population=tuple(population))
+        chosen = get_strategy(strategy, planning_fitness(strategy) if fitness is None else fitness)
+        return chosen.plan(budget, steps, evolution_steps, potential=potential, lam=lam)
 
     # ------------------------------------------------------------------ accounting
     def validate(self, steps: int) -> None:
@@ -283,24 +237,25 @@ class Schedule:
                     f"valid range is [0, {steps - 1}]"
                 )
 
-    def nfe(self, steps: int, evals_per_step: int = 1) -> int:
-        """Model evaluations of the whole search (method.md §4); the engine's counted ``result.nfe`` equals this."""
+    def nfe(self, steps: int, evals_per_step: object = 1) -> int:
+        """Model evaluations of the whole search (docs/method.md §5); the engine's counted ``result.nfe`` equals it.
+
+        ``evals_per_step``: evaluations per step (an int), the count of each step, or a process's measured
+        :class:`~evosearch.SamplerFacts` (exact for samplers whose last step evaluates less, such as Heun).
+        """
         self.validate(steps)
-        if self.fitness == "x0":  # generation g runs from s_{g-1} to s_g (s_{-1} = 0, s_G = T)
-            bounds = [0, *self.evolution_steps, int(steps)]
-            return sum(k * (b - a) for k, a, b in zip(self.population, bounds[:-1], bounds[1:])) * evals_per_step
-        total = self.population[0] * steps
-        for s, k in zip(self.evolution_steps, self.population[1:]):
-            total += k * (steps - s)
-        return total * evals_per_step
+        return self.strategy_class.nfe(self, int(steps), evals_per_step)
 
     def reward_calls(self, steps: int | None = None) -> int:
         """Individuals scored by the reward (each also decoded once on the ComfyUI side)."""
-        return sum(self.population)  # x0 fitness: each generation's x0 predictions, then the final samples
+        steps = int(steps) if steps is not None else max(self.evolution_steps, default=0) + 1
+        return self.strategy_class.reward_calls(self, steps)
 
-    def equal_budget_best_of_n(self, steps: int) -> int:
-        """N of the Best-of-N that spends the same NFE (⌊NFE / T⌋)."""
-        return self.nfe(steps) // int(steps)
+    def equal_budget_best_of_n(self, steps: int, evals_per_step: object = 1) -> int:
+        """N of the Best-of-N that spends the same NFE (⌊NFE / one trajectory's NFE⌋)."""
+        from .strategies import as_cost
+
+        return self.nfe(steps, evals_per_step) // as_cost(evals_per_step, int(steps))(0, None)
 
     def budget_multiple(self, steps: int) -> float:
         """NFE as a multiple of one trajectory (the paper's "×100")."""
@@ -328,37 +283,25 @@ class Schedule:
             population.append(k)
         return replace(self, evolution_steps=tuple(new_steps), population=tuple(population))
 
-    def describe(self, steps: int) -> str:
-        """One line for logs and node reports."""
-        nfe = self.nfe(steps)
-        head = {
-            "evosearch": (
-                f"EvoSearch{' (x0 fitness)' if self.fitness == 'x0' else ''} at steps {list(self.evolution_steps)}, "
-                f"population {list(self.population)}"
-            ),
-            "best_of_n": f"Best-of-{self.population[0]}",
-            "particles": (
-                f"Particle sampling ({self.population[0]} particles, resampling at {list(self.evolution_steps)}, "
-                f"{self.fitness} fitness, potential {self.potential}, λ={self.lam:g})"
-            ),
-        }[self.strategy]
+    def describe(self, steps: int, evals_per_step: object = 1) -> str:
+        """One line for logs and node reports: the strategy, NFE, the equal-budget Best-of-N, reward calls."""
+        from .strategies import as_cost
+
+        nfe = self.nfe(steps, evals_per_step)
+        trajectory = as_cost(evals_per_step, int(steps))(0, None)
         return (
-            f"{head}: {nfe:,} NFE at {steps} steps (×{nfe / steps:.3g} one trajectory; "
-            f"equal-budget Best-of-{nfe // steps}), {self.reward_calls(steps)} reward calls"
+            f"{self.strategy_class.describe(self)}: {nfe:,} NFE at {steps} steps (×{nfe / trajectory:.3g} one "
+            f"trajectory; equal-budget Best-of-{nfe // trajectory}), {self.reward_calls(steps)} reward calls"
         )
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-friendly description (for reports and workflow metadata)."""
-        out: dict[str, object] = {
+        return {
             "strategy": self.strategy,
             "evolution_steps": list(self.evolution_steps),
             "population": list(self.population),
+            **self.strategy_class.to_dict(self),
         }
-        if self.strategy != "best_of_n":
-            out["fitness"] = self.fitness
-        if self.strategy == "particles":
-            out.update(potential=self.potential, lam=self.lam)
-        return out
 
 
 def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
@@ -394,12 +337,12 @@ class ScheduleSpec:
 
     This is what the ComfyUI schedule node hands to the samplers: the node cannot know T (it comes with the sigmas),
     so budgets are planned, presets rescaled and custom steps validated at sampling time by :meth:`resolve`.
-    Switching ``strategy`` keeps the compute: Best-of-N and particle sampling get the NFE the EvoSearch plan spends.
+    Switching ``strategy`` or ``fitness`` keeps the compute: every strategy gets the NFE the EvoSearch plan spends.
 
     Modes: ``budget_multiple`` (``budget`` × one trajectory), ``budget_nfe`` (``budget`` model evaluations),
     ``custom`` (``evolution_steps`` and ``population`` as given), ``preset_sd21`` / ``preset_flux`` / ``preset_wan``
     (the official schedules, rescaled from 50 steps). ``fitness`` (``auto`` / ``rollout`` / ``x0``) picks how
-    generations are scored (:data:`FITNESS`); ``auto`` is the paper's choice per strategy.
+    generations are scored (:data:`FITNESS`); ``auto`` is the planning default of the strategy family.
     """
 
     mode: str = "budget_multiple"
@@ -412,55 +355,56 @@ class ScheduleSpec:
     fitness: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.fitness not in SPEC_FITNESS:
-            raise ValueError(f"fitness must be one of {SPEC_FITNESS}, got {self.fitness!r}")
+        from .strategies import fitness_names, strategy_names
+
+        if self.fitness != "auto" and self.fitness not in fitness_names():
+            raise ValueError(f"fitness must be one of {('auto', *fitness_names())}, got {self.fitness!r}")
         if self.mode not in SPEC_MODES:
             raise ValueError(f"mode must be one of {SPEC_MODES}, got {self.mode!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.strategy not in strategy_names():
+            raise ValueError(f"strategy must be one of {strategy_names()}, got {self.strategy!r}")
         if self.mode.startswith("budget") and not self.budget > 0:
             raise ValueError(f"budget must be > 0, got {self.budget}")
         if self.mode == "custom":
             object.__setattr__(self, "evolution_steps", _int_tuple("evolution_steps", self.evolution_steps))
             object.__setattr__(self, "population", _int_tuple("population", self.population))
-            Schedule(evolution_steps=self.evolution_steps, population=self.population, fitness=self._custom_fitness)
+            self._custom()
 
     @property
-    def _custom_fitness(self) -> str | None:
-        """Custom lists are an EvoSearch schedule; with x0 fitness they are read as one (NFE and step rules)."""
-        return "x0" if self.strategy == "evosearch" and self.fitness == "x0" else None
+    def target(self) -> type[Strategy]:
+        """The strategy this spec runs."""
+        from .strategies import get_strategy, planning_fitness
+
+        fitness = planning_fitness(self.strategy) if self.fitness == "auto" else self.fitness
+        return get_strategy(self.strategy, fitness)
+
+    def _custom(self) -> Schedule:
+        """Custom lists are an EvoSearch schedule, read with the spec's EvoSearch fitness (NFE and step rules)."""
+        target = self.target
+        fitness = target.fitness if target.name == "evosearch" else "rollout"
+        return Schedule(evolution_steps=self.evolution_steps, population=self.population, fitness=fitness)
 
     def evosearch_schedule(self, steps: int) -> Schedule:
-        """The EvoSearch schedule this spec describes for a ``steps``-step sampler."""
+        """The EvoSearch schedule this spec describes for a ``steps``-step sampler (it fixes the compute)."""
         steps = int(steps)
         if self.mode == "custom":
-            schedule = Schedule(
-                evolution_steps=self.evolution_steps, population=self.population, fitness=self._custom_fitness
-            )
+            schedule = self._custom()
             schedule.validate(steps)
             return schedule
         if self.mode.startswith("preset_"):
             return Schedule.preset(self.mode.removeprefix("preset_"), steps)
         budget = round(self.budget * steps) if self.mode == "budget_multiple" else int(self.budget)
-        return Schedule.plan(budget, steps)
+        return Schedule.plan(budget, steps, fitness="rollout")
 
     def resolve(self, steps: int) -> Schedule:
         """The schedule to run with a ``steps``-step sampler, in this spec's strategy at the same compute."""
         evo = self.evosearch_schedule(steps)
-        if self.strategy == "evosearch" and (self.fitness != "x0" or self.mode == "custom"):
+        target = self.target
+        if target is evo.strategy_class:
             return evo
-        n = max(1, evo.nfe(steps) // int(steps))
-        if self.strategy == "best_of_n":
-            return Schedule.best_of_n(n)
+        budget = max(evo.nfe(steps), int(steps))
         resample = [s for s in evo.evolution_steps if s > 0] or list(default_evolution_steps(steps)[1:])
-        if self.strategy == "evosearch":  # x0 fitness at the same compute
-            return Schedule(evolution_steps=resample, population=(n,) * (len(resample) + 1), fitness="x0")
-        if self.fitness == "rollout":
-            return Schedule.plan(
-                evo.nfe(steps), steps, resample, strategy="particles", potential=self.potential, lam=self.lam,
-                fitness="rollout",
-            )  # fmt: skip
-        return Schedule.particles(n, resample, potential=self.potential, lam=self.lam)
+        return target.plan(budget, int(steps), resample, potential=self.potential, lam=self.lam)
 
-    def describe(self, steps: int) -> str:
-        return self.resolve(steps).describe(steps)
+    def describe(self, steps: int, evals_per_step: object = 1) -> str:
+        return self.resolve(steps).describe(steps, evals_per_step)

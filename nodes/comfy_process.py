@@ -1,18 +1,21 @@
 """A ComfyUI model, guider and k-diffusion sampler as an :class:`evosearch.DenoisingProcess`.
 
-Everything happens in ComfyUI's *model space* (comfyui.md §4): the states the engine evolves are what ComfyUI's
-samplers step, the initial state is ``model_sampling.noise_scaling`` of unit noise (so the x_T mutation acts on the
-unit noise, correct for EPS at σ_max, v-prediction and flow models alike), and the parameterisation used by the
-re-draw mutation is x = x0 + σ·ε, or x = (1 − σ)·x0 + σ·ε for CONST (flow) models. Inpainting and img2img work as in
-``comfy.samplers.KSAMPLER.sample``: ``KSamplerX0Inpaint`` keeps the unmasked region, ``noise_scaling`` adds the
-latent.
+Everything happens in ComfyUI's *model space*: the states the engine evolves are what ComfyUI's samplers step, the
+initial state is ``model_sampling.noise_scaling`` of unit noise (so the x_T mutation acts on the unit noise, correct
+for EPS at σ_max, v-prediction and flow models alike), and the parameterisation the re-draw mutation uses is
+x = x0 + σ·ε, or x = (1 − σ)·x0 + σ·ε for CONST (flow) models. Inpainting and img2img work as in
+``comfy.samplers.KSAMPLER.sample``: ``KSamplerX0Inpaint`` keeps the unmasked region, ``noise_scaling`` adds the latent.
+
+The sampler is run exactly as ``KSAMPLER.sample`` runs it (same function, options, σ tail, extra_args), with the
+engine's per-individual ``noise_sampler`` and hooks around every model evaluation. Whether it is stochastic, how many
+evaluations each step makes and how much noise it injects are measured by the engine (``evosearch.facts``); this
+module only decides *which* stochastic sampler stands in for a deterministic one, when the engine asks.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import Callable
 
 import comfy.model_management
@@ -20,38 +23,15 @@ import comfy.model_sampling
 import comfy.samplers
 import torch
 
-from ..evosearch import DenoisingProcess, StepInfo
+from .. import evosearch as es
 
 log = logging.getLogger("evosearch.comfy")
 
-__all__ = ["ComfyProcess", "StochasticChoice", "choose_stochastic_sampler", "is_flow"]
+__all__ = ["ComfyProcess", "is_flow", "sampler_name"]
 
-#: k-diffusion functions that draw fresh noise every step (through ``noise_sampler``) when eta/s_noise are not 0.
-STOCHASTIC_FUNCTIONS = {
-    "sample_euler_ancestral", "sample_euler_ancestral_RF", "sample_euler_ancestral_cfg_pp", "sample_dpm_2_ancestral",
-    "sample_dpm_2_ancestral_RF", "sample_dpmpp_2s_ancestral", "sample_dpmpp_2s_ancestral_RF",
-    "sample_dpmpp_2s_ancestral_cfg_pp", "sample_dpmpp_sde", "sample_dpmpp_sde_gpu", "sample_dpmpp_2m_sde",
-    "sample_dpmpp_2m_sde_gpu", "sample_dpmpp_2m_sde_heun", "sample_dpmpp_2m_sde_heun_gpu", "sample_dpmpp_3m_sde",
-    "sample_dpmpp_3m_sde_gpu", "sample_ddpm", "sample_lcm", "sample_res_multistep_ancestral",
-    "sample_res_multistep_ancestral_cfg_pp", "sample_er_sde", "sample_seeds_2", "sample_seeds_3", "sample_sa_solver",
-    "sample_sa_solver_pece",
-}  # fmt: skip
-#: Deterministic samplers and the stochastic counterpart they are swapped for when intermediate generations need one.
-STOCHASTIC_COUNTERPART = {
-    "sample_euler": "euler_ancestral",
-    "sample_euler_cfg_pp": "euler_ancestral_cfg_pp",
-    "sample_dpm_2": "dpm_2_ancestral",
-    "sample_dpmpp_2m": "dpmpp_2m_sde",
-    "sample_dpmpp_2m_cfg_pp": "dpmpp_2s_ancestral_cfg_pp",
-    "sample_res_multistep": "res_multistep_ancestral",
-    "sample_res_multistep_cfg_pp": "res_multistep_ancestral_cfg_pp",
-}
-#: Model evaluations per step of samplers that evaluate more than once (for progress totals; NFE are counted).
-EVALS_PER_STEP = {
-    "sample_heun": 2, "sample_dpm_2": 2, "sample_dpm_2_ancestral": 2, "sample_dpm_2_ancestral_RF": 2,
-    "sample_dpmpp_2s_ancestral": 2, "sample_dpmpp_2s_ancestral_RF": 2, "sample_dpmpp_2s_ancestral_cfg_pp": 2,
-    "sample_dpmpp_sde": 2, "sample_dpmpp_sde_gpu": 2, "sample_seeds_2": 2, "sample_seeds_3": 3, "sample_heunpp2": 3,
-}  # fmt: skip
+#: Fallback only: a deterministic sampler whose stochastic counterpart the naming rules in
+#: :meth:`ComfyProcess.stochastic_variant` do not find (every candidate is measured before it is used).
+_COUNTERPART_FALLBACK = {"dpmpp_2m_cfg_pp": "dpmpp_2s_ancestral_cfg_pp"}
 
 
 def is_flow(model_sampling: object) -> bool:
@@ -59,17 +39,10 @@ def is_flow(model_sampling: object) -> bool:
     return isinstance(model_sampling, comfy.model_sampling.CONST)
 
 
-def _function_name(sampler: comfy.samplers.KSAMPLER) -> str:
-    return getattr(sampler.sampler_function, "__name__", type(sampler.sampler_function).__name__)
-
-
-class StochasticChoice:
-    """The inner sampler to run and, if it was swapped or adjusted, why."""
-
-    def __init__(self, sampler: comfy.samplers.KSAMPLER, warning: str | None) -> None:
-        self.sampler = sampler
-        self.warning = warning
-        self.name = _function_name(sampler).removeprefix("sample_")
+def sampler_name(sampler: comfy.samplers.KSAMPLER) -> str:
+    """The sampler's name as ComfyUI lists it (``sample_euler_ancestral`` → ``euler_ancestral``)."""
+    fn = sampler.sampler_function
+    return getattr(fn, "__name__", type(fn).__name__).removeprefix("sample_")
 
 
 def _accepts_noise_sampler(fn: Callable[..., object]) -> bool:
@@ -80,55 +53,32 @@ def _accepts_noise_sampler(fn: Callable[..., object]) -> bool:
     return "noise_sampler" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-def choose_stochastic_sampler(sampler: comfy.samplers.KSAMPLER, needs_stochastic: bool) -> StochasticChoice:
-    """Keep ``sampler`` if it can run the schedule; otherwise swap in a stochastic counterpart and say so.
+class _ModelK(comfy.samplers.KSamplerX0Inpaint):
+    """``KSamplerX0Inpaint`` that reports every evaluation to the engine's monitor and honours ComfyUI's interrupt.
 
-    Intermediate generations need a sampler whose continuation from a state is random: with a deterministic one
-    (plain Euler, DPM++ 2M, flow ODE samplers) every copy of a state would follow one path. Noise-only schedules
-    (Best-of-N, evolution only at x_T) run any sampler as it is.
+    With ``denoiser`` given (the engine measuring the sampler) it returns that instead of calling the model, keeping
+    the attributes samplers read (``inner_model.inner_model.model_sampling``, …).
     """
-    name = _function_name(sampler)
-    options = dict(sampler.extra_options)
-    if not needs_stochastic:
-        return StochasticChoice(sampler, None)
-    if name in STOCHASTIC_FUNCTIONS or (
-        name not in STOCHASTIC_COUNTERPART and _accepts_noise_sampler(sampler.sampler_function)
-    ):
-        if options.get("eta", 1.0) == 0 or options.get("s_noise", 1.0) == 0:
-            options.update({"eta": 1.0, "s_noise": 1.0})
-            warning = (
-                f"sampler {name.removeprefix('sample_')} was set to eta=0 / s_noise=0 (deterministic); intermediate "
-                "generations need fresh noise, so eta and s_noise were set to 1"
-            )
-            return StochasticChoice(
-                comfy.samplers.KSAMPLER(sampler.sampler_function, options, sampler.inpaint_options), warning
-            )
-        return StochasticChoice(sampler, None)
-    replacement = STOCHASTIC_COUNTERPART.get(name, "euler_ancestral")
-    keep = {k: v for k, v in options.items() if k in ("s_noise",)}
-    swapped = comfy.samplers.ksampler(replacement, keep, sampler.inpaint_options)
-    warning = (
-        f"sampler {name.removeprefix('sample_')} is deterministic, so copies of an intermediate state would share one "
-        f"continuation; intermediate generations ran with its stochastic counterpart {replacement} instead"
-    )
-    return StochasticChoice(swapped, warning)
 
-
-class _CountingInpaintModel(comfy.samplers.KSamplerX0Inpaint):
-    """``KSamplerX0Inpaint`` that counts evaluations and honours ComfyUI's interrupt before every model call."""
-
-    def __init__(self, model_wrap: object, sigmas: torch.Tensor, count: Callable[[int], None]) -> None:
+    def __init__(self, model_wrap: object, sigmas: torch.Tensor, monitor: es.Monitor, denoiser=None) -> None:  # noqa: ANN001
         super().__init__(model_wrap, sigmas)
-        self._count = count
+        self.monitor = monitor
+        self.denoiser = denoiser
 
-    def __call__(self, x, sigma, denoise_mask, model_options={}, seed=None):  # noqa: B006 - ComfyUI's signature
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        self._count(int(x.shape[0]))
-        return super().__call__(x, sigma, denoise_mask, model_options=model_options, seed=seed)
+    def __call__(self, x, sigma, denoise_mask, model_options={}, seed=None):  # noqa: B006,ANN001 - ComfyUI's signature
+        if self.denoiser is None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+        self.monitor.before_eval(x, sigma)
+        if self.denoiser is not None:
+            out = self.denoiser(x, sigma)
+        else:
+            out = super().__call__(x, sigma, denoise_mask, model_options=model_options, seed=seed)
+        self.monitor.after_eval(int(x.shape[0]))
+        return out
 
 
-class ComfyProcess(DenoisingProcess):
-    """One latent of a ComfyUI sampling call (``KSAMPLER.sample`` arguments), advanced in segments for the engine.
+class ComfyProcess(es.DenoisingProcess):
+    """One latent of a ComfyUI sampling call (``KSAMPLER.sample`` arguments), run trajectory by trajectory.
 
     Args:
         model_wrap: the guider ComfyUI passes to ``Sampler.sample`` (its ``inner_model`` is the BaseModel).
@@ -151,8 +101,6 @@ class ComfyProcess(DenoisingProcess):
         latent_image: torch.Tensor,
         denoise_mask: torch.Tensor | None,
         max_denoise: bool,
-        *,
-        stochastic: bool,
     ) -> None:
         self.model_wrap = model_wrap
         self.model_sampling = model_wrap.inner_model.model_sampling
@@ -160,17 +108,14 @@ class ComfyProcess(DenoisingProcess):
         self.sigmas = sigmas
         self._sigma_list = [float(s) for s in sigmas.detach().cpu()]
         self.sampler = sampler
-        self.function_name = _function_name(sampler)
-        self.evals_per_step = EVALS_PER_STEP.get(self.function_name, 1)
+        self.name = sampler_name(sampler)
         self.extra_args = {k: v for k, v in extra_args.items() if k != "denoise_mask"}
         self.noise = noise
         self.latent_image = latent_image
         self.denoise_mask = denoise_mask
         self.max_denoise = max_denoise
-        self.stochastic = stochastic
-        self.dtype = torch.float32
-        self.eta = float(sampler.extra_options.get("eta", 1.0))
-        self.s_noise = float(sampler.extra_options.get("s_noise", 1.0))
+        self.dtype = noise.dtype if noise.is_floating_point() else torch.float32
+        self.state_shape = tuple(noise.shape[1:])
 
     @property
     def device(self) -> torch.device:
@@ -188,44 +133,68 @@ class ComfyProcess(DenoisingProcess):
     def signal_scale(self, step: int) -> float:
         return 1.0 - self._sigma_list[step] if self.flow else 1.0
 
-    def step_noise_std(self, step: int) -> float:
-        """σ_up of an ancestral step (eta, s_noise of the inner sampler); the rectified-flow form for CONST models."""
-        sigma, sigma_next = self._sigma_list[step], self._sigma_list[step + 1]
-        if sigma_next == 0:
-            return 0.0
-        if self.flow:
-            sigma_down = sigma_next * (1 + (sigma_next / sigma - 1) * self.eta)
-            alpha_next, alpha_down = 1 - sigma_next, 1 - sigma_down
-            return self.s_noise * math.sqrt(max(sigma_next**2 - sigma_down**2 * alpha_next**2 / alpha_down**2, 0.0))
-        up = min(sigma_next, self.eta * math.sqrt(max(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2, 0.0)))
-        return self.s_noise * up
-
-    def _count(self, batch: int) -> None:
-        self.evaluations += batch
-
-    def run(self, x, start, end, noise_sampler, on_step=None):  # noqa: ANN001 - DenoisingProcess.run
-        if start == end:
-            return x
+    def sample(self, x, start, noise_sampler, monitor, *, denoiser=None):  # noqa: ANN001 - DenoisingProcess.sample
         batch = x.shape[0]
-        model_k = _CountingInpaintModel(self.model_wrap, self.sigmas, self._count)
-        model_k.latent_image = self._expand(self.latent_image, batch)
-        model_k.noise = self._expand(self.noise, batch)
+        model_k = _ModelK(self.model_wrap, self.sigmas, monitor, denoiser)
+        if denoiser is None:
+            model_k.latent_image = self._expand(self.latent_image, batch)
+            model_k.noise = self._expand(self.noise, batch)
         extra_args = dict(self.extra_args)
-        extra_args["denoise_mask"] = self._expand(self.denoise_mask, batch)
+        extra_args["denoise_mask"] = self._expand(self.denoise_mask, batch) if denoiser is None else None
 
-        callback = None
-        if on_step is not None:
-
-            def callback(info: dict) -> None:
-                on_step(StepInfo(step=start + int(info["i"]), x=info["x"], denoised=info["denoised"]))
+        def callback(info: dict) -> None:
+            monitor.on_step(es.StepInfo(step=start + int(info["i"]), x=info["x"], denoised=info["denoised"]))
 
         kwargs = dict(self.sampler.extra_options)
         if _accepts_noise_sampler(self.sampler.sampler_function):
             kwargs["noise_sampler"] = noise_sampler
         return self.sampler.sampler_function(
-            model_k, x, self.sigmas[start : end + 1], extra_args=extra_args, callback=callback, disable=True, **kwargs
+            model_k, x, self.sigmas[start:], extra_args=extra_args, callback=callback, disable=True, **kwargs
         )
 
     def finalize(self, x: torch.Tensor) -> torch.Tensor:
         return self.model_sampling.inverse_noise_scaling(self.sigmas[-1], x)
 
+    # ------------------------------------------------------------------ deterministic samplers
+    def _with_sampler(self, sampler: comfy.samplers.KSAMPLER) -> ComfyProcess:
+        return ComfyProcess(
+            self.model_wrap, self.sigmas, sampler, self.extra_args, self.noise, self.latent_image, self.denoise_mask,
+            self.max_denoise,
+        )  # fmt: skip
+
+    def _candidates(self) -> list[tuple[comfy.samplers.KSAMPLER, str]]:
+        """Stochastic stand-ins to try, most faithful first: the same sampler with its noise switched on, then its
+        counterpart by ComfyUI's naming (``_ancestral``, ``_sde``), then euler_ancestral."""
+        sampler, name = self.sampler, self.name
+        options = dict(sampler.extra_options)
+        out: list[tuple[comfy.samplers.KSAMPLER, str]] = []
+        if _accepts_noise_sampler(sampler.sampler_function) and (
+            options.get("eta", 1.0) == 0 or options.get("s_noise", 1.0) == 0
+        ):
+            options.update({"eta": 1.0, "s_noise": 1.0})
+            out.append((
+                comfy.samplers.KSAMPLER(sampler.sampler_function, options, sampler.inpaint_options),
+                f"sampler {name} was set to eta=0 / s_noise=0 (deterministic); intermediate generations need fresh "
+                "noise, so eta and s_noise were set to 1",
+            ))  # fmt: skip
+        keep = {k: v for k, v in sampler.extra_options.items() if k in ("s_noise",)}
+        names = [f"{name}_ancestral", f"{name}_sde", name.replace("_cfg_pp", "_ancestral_cfg_pp")]
+        names += [_COUNTERPART_FALLBACK.get(name, ""), "euler_ancestral"]
+        for candidate in dict.fromkeys(n for n in names if n and n != name and n in comfy.samplers.KSAMPLER_NAMES):
+            out.append((
+                comfy.samplers.ksampler(candidate, keep, sampler.inpaint_options),
+                f"sampler {name} is deterministic, so copies of an intermediate state would share one continuation; "
+                f"intermediate generations ran with its stochastic counterpart {candidate} instead",
+            ))  # fmt: skip
+        return out
+
+    def stochastic_variant(self, after: int = 1) -> tuple[es.DenoisingProcess, str] | None:
+        """The first candidate (see :meth:`_candidates`) measured to inject noise from step ``after`` on."""
+        for sampler, why in self._candidates():
+            variant = self._with_sampler(sampler)
+            try:
+                if variant.facts(noise=True).is_stochastic(after=after):
+                    return variant, why
+            except ValueError as e:  # e.g. not a fixed-step sampler
+                log.debug("stochastic candidate %s rejected: %s", variant.name, e)
+        return None

@@ -12,37 +12,24 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .search_sampler import SearchRun
+from .search_sampler import RunRecord
 
 __all__ = ["population_latent", "report_json", "reward_plot", "plot_curves"]
 
 _COLORS = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
 
 
-def population_latent(run: SearchRun, template: dict) -> tuple[dict, list[float]]:
+def population_latent(run: RunRecord, template: dict) -> tuple[dict, list[float]]:
     """The final population of every searched latent as one LATENT batch (best first per latent) and its scores."""
-    if not run.results or run.population is None:
-        raise ValueError("no search has run yet: connect this node after the sampler that uses the EvoSearch Sampler")
-    samples = run.population
-    scores = [float(s) for r in run.results for s in r.rewards]
     out = {k: v for k, v in template.items() if k not in ("samples", "noise_mask", "batch_index")}
-    out["samples"] = samples
-    return out, scores
+    out["samples"] = run.population
+    return out, run.scores
 
 
-def report_json(run: SearchRun) -> str:
-    """The run's report (method, NFE, decodes, reward calls, seconds, per-generation curve) as indented JSON."""
-
-    def clean(value: object) -> object:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return json.dumps(clean(run.report()), indent=1)
+def report_json(run: RunRecord) -> str:
+    """The run's report (method, NFE, decodes, reward calls, seconds, per-generation curve) as strict, indented JSON
+    (no NaN or infinity: values that do not exist are null)."""
+    return json.dumps(run.report(), indent=1, allow_nan=False)
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -96,14 +83,23 @@ def plot_curves(
     return img
 
 
-def reward_plot(run: SearchRun) -> torch.Tensor:
-    """Reward vs NFE (best so far and each generation's mean) as a ComfyUI IMAGE ``[1, H, W, 3]``."""
+def _value(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def reward_plot(run: RunRecord) -> torch.Tensor:
+    """Reward vs NFE — the best so far and each generation's mean — as a ComfyUI IMAGE ``[1, H, W, 3]``.
+
+    With x0 fitness, generations before the last are scored on x0 predictions: their points are the proxy (said in
+    the legend), the last point the finished samples' reward.
+    """
     curves = []
     for i, result in enumerate(run.results):
         suffix = f" (latent {i})" if len(run.results) > 1 else ""
+        proxy = " (x0 proxy before the last)" if any(r.proxy for r in result.history) else ""
         nfe = [float(r.nfe) for r in result.history]
-        curves.append((f"best so far{suffix}", nfe, [r.best_reward for r in result.history]))
-        curves.append((f"generation mean{suffix}", nfe, [r.mean_reward for r in result.history]))
-    method = run.results[0].schedule.strategy if run.results else "search"
-    img = plot_curves(curves, f"{method}: reward vs compute ({sum(r.nfe for r in run.results):,} NFE)")
+        curves.append((f"best so far{proxy}{suffix}", nfe, [_value(r.best_reward) for r in result.history]))
+        curves.append((f"generation mean{suffix}", nfe, [_value(r.mean_reward) for r in result.history]))
+    title = run.results[0].schedule.strategy_class.title
+    img = plot_curves(curves, f"{title}: reward vs compute ({sum(r.nfe for r in run.results):,} NFE)")
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)[None]

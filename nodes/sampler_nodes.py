@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import comfy.sample
 import comfy.samplers
+import torch
 from comfy_api.latest import io, ui
 
 from .. import evosearch as es
 from .report import population_latent, report_json, reward_plot
-from .search_sampler import NodeError, SearchRun, SearchSampler
+from .search_sampler import NodeError, RunLog, RunRecord, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
 
 CATEGORY = "sampling/evosearch"
+
+
+def schema_extras(**features: object) -> dict[str, object]:
+    """The newer ``io.Schema`` fields among ``features`` that the installed ComfyUI knows (0.3.64 has none of
+    ``not_idempotent``, ``search_aliases``, …); the others are dropped."""
+    fields = getattr(io.Schema, "__dataclass_fields__", {})
+    return {k: v for k, v in features.items() if k in fields}
+
+
 PAPER = "EvoSearch (He et al. 2025, arXiv 2505.17618)"
 
 _SAMPLER_TOOLTIP = (
@@ -27,6 +37,13 @@ _SAMPLER_TOOLTIP = (
 _CHUNK_TOOLTIP = (
     "Most individuals per model call. 0 = automatic: what fits in free memory, at most 16. Results do not depend "
     "on it (each individual has its own noise streams); an out-of-memory error halves it and retries."
+)
+
+
+_SCORING_VAE_TOOLTIP = (
+    "Optional cheaper VAE for scoring only (e.g. a TAESD from Load VAE: taesd, taesdxl, taef1, …): every candidate the "
+    "reward scores is decoded with it, while the returned latent is decoded downstream by your own VAE. Decoding is "
+    "most of a search's side cost on big models; a fast decoder ranks candidates almost as the full one does."
 )
 
 
@@ -66,7 +83,7 @@ class EvoSearchSchedule(io.ComfyNode):
                 ),  # fmt: skip
                 io.Combo.Input(
                     "strategy",
-                    options=list(es.STRATEGIES),
+                    options=list(es.strategy_names()),
                     default="evosearch",
                     tooltip="evosearch: evolve noise and intermediate latents. best_of_n: independent "
                     "samples, keep the best. particles: FK-steering particle sampling (resampling on "
@@ -118,7 +135,7 @@ class EvoSearchSchedule(io.ComfyNode):
                 ),  # fmt: skip
                 io.Combo.Input(
                     "fitness",
-                    options=list(es.SPEC_FITNESS),
+                    options=["auto", *es.fitness_names()],
                     default="auto",
                     tooltip="How a generation is scored. rollout: every individual is run to a finished image and "
                     "scored (the paper's EvoSearch; children cost their remaining steps). x0: the reward of the "
@@ -147,10 +164,27 @@ class EvoSearchSchedule(io.ComfyNode):
                 lam=float(lam),
                 fitness=fitness,
             )
-            text = spec.describe(int(steps))
+            text = schedule_summary(spec, int(steps))
         except ValueError as e:
             raise NodeError(cls.DISPLAY, str(e)) from None
         return io.NodeOutput(spec, ui=ui.PreviewText(text))
+
+
+#: The latent a memory figure on the Schedule node is quoted for: SD1.5 at 512², 64×64×4 float32 values.
+_REFERENCE_LATENT = (4, 64, 64)
+
+
+def schedule_summary(spec: es.ScheduleSpec, steps: int, mutation: es.Mutation | None = None) -> str:
+    """What the Schedule node shows: the plan and its cost at ``steps`` (one evaluation per step; samplers with more
+    are counted exactly at run time) and the states the search will hold at most."""
+    schedule = spec.resolve(steps)
+    mutation = mutation or es.Mutation()
+    strategy = schedule.strategy_class
+    memory = es.estimate_memory(strategy, schedule, mutation, steps, _REFERENCE_LATENT, torch.float32, 16)
+    return (
+        f"{schedule.describe(steps)}.\nMemory: {memory.describe()} for a 512² SD1.5 latent "
+        f"(scales with the latent's size)."
+    )
 
 
 class EvoSearchMutation(io.ComfyNode):
@@ -290,13 +324,15 @@ class EvoSearchSampler(io.ComfyNode):
                     "mutation", optional=True, tooltip="EvoSearch Mutation; default: the pack's defaults."
                 ),
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
+                io.Vae.Input("scoring_vae", optional=True, tooltip=_SCORING_VAE_TOOLTIP),
             ],
             outputs=[io.Sampler.Output(display_name="sampler"), io.Custom(RUN).Output(display_name="run")],
+            **schema_extras(not_idempotent=True),  # its run log is filled by the sampling nodes that use it
         )
 
     @classmethod
     def execute(
-        cls, reward, sampler_name, chunk_size, vae=None, sampler=None, schedule=None, mutation=None
+        cls, reward, sampler_name, chunk_size, vae=None, sampler=None, schedule=None, mutation=None, scoring_vae=None
     ) -> io.NodeOutput:  # noqa: E501
         if vae is None:
             raise NodeError(
@@ -306,10 +342,10 @@ class EvoSearchSampler(io.ComfyNode):
             inner = _inner_sampler(sampler_name, sampler)
         except TypeError as e:
             raise NodeError(cls.DISPLAY, str(e)) from None
-        run = SearchRun()
+        runs = RunLog()
         search = SearchSampler(inner, vae, reward, _spec_or_default(schedule), _mutation_or_default(mutation),
-                                   chunk_size, node=cls.DISPLAY, run=run)  # fmt: skip
-        return io.NodeOutput(search, run)
+                               chunk_size, node=cls.DISPLAY, runs=runs, scoring_vae=scoring_vae)  # fmt: skip
+        return io.NodeOutput(search, runs)
 
 
 def check_latent_fits(node: str, model: object, latent: object) -> None:
@@ -406,6 +442,7 @@ class EvoSearchKSampler(io.ComfyNode):
                     "mutation", optional=True, tooltip="EvoSearch Mutation; default: the pack's defaults."
                 ),
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
+                io.Vae.Input("scoring_vae", optional=True, tooltip=_SCORING_VAE_TOOLTIP),
             ],
             outputs=[
                 io.Latent.Output(display_name="best"),
@@ -418,7 +455,7 @@ class EvoSearchKSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, reward, seed, steps, cfg, sampler_name, scheduler,
-                denoise, chunk_size, vae=None, schedule=None, mutation=None) -> io.NodeOutput:  # fmt: skip
+                denoise, chunk_size, vae=None, schedule=None, mutation=None, scoring_vae=None) -> io.NodeOutput:  # fmt: skip
         if vae is None:
             raise NodeError(
                 cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
@@ -426,10 +463,10 @@ class EvoSearchKSampler(io.ComfyNode):
         latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         check_latent_fits(cls.DISPLAY, model, latent)
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
-        run = SearchRun()
         inner = _inner_sampler(sampler_name, None)
         spec, settings = _spec_or_default(schedule), _mutation_or_default(mutation)
-        sampler = SearchSampler(inner, vae, reward, spec, settings, chunk_size, node=cls.DISPLAY, run=run)
+        sampler = SearchSampler(inner, vae, reward, spec, settings, chunk_size, node=cls.DISPLAY,
+                                scoring_vae=scoring_vae)  # fmt: skip
         sigmas = comfy.samplers.KSampler(
             model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
             denoise=denoise, model_options=model.model_options,
@@ -442,8 +479,12 @@ class EvoSearchKSampler(io.ComfyNode):
         )  # fmt: skip
         best = {k: v for k, v in latent_image.items() if k != "samples"}
         best["samples"] = samples
+        run = sampler.runs.last
+        assert run is not None
         population, scores = population_latent(run, latent_image)
-        return io.NodeOutput(best, population, scores, report_json(run), reward_plot(run))
+        return io.NodeOutput(
+            best, population, scores, report_json(run), reward_plot(run), ui=ui.PreviewText(run.summary())
+        )
 
 
 class EvoSearchResults(io.ComfyNode):
@@ -475,11 +516,28 @@ class EvoSearchResults(io.ComfyNode):
 
     @classmethod
     def execute(cls, run, latent) -> io.NodeOutput:
-        try:
-            population, scores = population_latent(run, latent)
-        except ValueError as e:
-            raise NodeError(cls.DISPLAY, str(e)) from None
-        return io.NodeOutput(population, scores, report_json(run), reward_plot(run))
+        record = find_run(cls.DISPLAY, run, latent)
+        population, scores = population_latent(record, latent)
+        return io.NodeOutput(
+            population, scores, report_json(record), reward_plot(record), ui=ui.PreviewText(record.summary())
+        )
+
+
+def find_run(node: str, runs: object, latent: dict) -> RunRecord:
+    """The run of an EvoSearch Sampler that returned exactly ``latent`` (see :class:`RunLog`)."""
+    if not isinstance(runs, RunLog):
+        raise NodeError(node, f"'run' must come from EvoSearch Sampler's 'run' output, got {type(runs).__name__}")
+    if not len(runs):
+        raise NodeError(node, "no search has run yet: connect this node after the sampler that uses the EvoSearch "
+                        "Sampler (its LATENT output into 'latent')")  # fmt: skip
+    record = runs.find(latent["samples"])
+    if record is None:
+        raise NodeError(
+            node,
+            f"this latent was not produced by the connected EvoSearch Sampler (its last {RunLog.KEEP} runs); connect "
+            "the LATENT that SamplerCustomAdvanced returned with that sampler, unmodified",
+        )
+    return record
 
 
 NODES = [EvoSearchSchedule, EvoSearchMutation, EvoSearchSampler, EvoSearchKSampler, EvoSearchResults]

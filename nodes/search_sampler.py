@@ -2,18 +2,23 @@
 
 ``SearchSampler.sample`` receives exactly what ComfyUI gives every sampler — the guider (CFG, APG, model patches
 already applied), the sigmas, the NOISE tensor and its seed, the latent and its mask — and for each latent of the
-batch runs :func:`evosearch.search` over a population of that latent: decoding candidates with the VAE, scoring them
-with the reward under ComfyUI's model management, reporting progress with a preview of the best so far, and honouring
-``/interrupt`` before every model call. It returns the best sample per latent; the whole run (final population,
-scores, report) goes to its :class:`SearchRun` for the report outputs.
+batch runs :func:`evosearch.search` over a population of that latent: decoding candidates with the VAE (or a cheaper
+scoring VAE), scoring them with the reward under ComfyUI's model management, reporting progress with a preview of the
+best so far, and honouring ``/interrupt`` before every model call. It returns the best sample per latent.
+
+Every sampling call leaves an immutable :class:`RunRecord` (final population, scores, report) in the sampler's
+:class:`RunLog`, keyed by a fingerprint of the LATENT the call returned, so a results node reads the run that
+produced *its* latent even when one sampler serves several sampling nodes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import comfy.model_management
 import comfy.samplers
@@ -22,13 +27,13 @@ import latent_preview
 import torch
 
 from .. import evosearch as es
-from .comfy_process import ComfyProcess, choose_stochastic_sampler
 from ..rewards.protocol import reward_traits
+from .comfy_process import ComfyProcess
 from .reward_runtime import reward_accepts_video, score_images
 
 log = logging.getLogger("evosearch.comfy")
 
-__all__ = ["SearchSampler", "SearchRun", "DecodingReward", "NodeError"]
+__all__ = ["DecodingReward", "NodeError", "RunLog", "RunRecord", "SearchSampler", "latent_fingerprint"]
 
 
 class NodeError(ValueError):
@@ -38,43 +43,103 @@ class NodeError(ValueError):
         super().__init__(f"{node}: {message}")
 
 
-@dataclass
-class SearchRun:
-    """What the last search of a sampler produced (per latent of the batch), for the report/results outputs."""
+def latent_fingerprint(samples: torch.Tensor) -> str:
+    """A digest of a LATENT's samples (shape, dtype, bytes): how a results node finds the run that made them."""
+    data = samples.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(tuple(data.shape)).encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
 
-    results: list[es.SearchResult] = field(default_factory=list)
-    decodes: int = 0
-    decode_seconds: float = 0.0
-    reward_seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    sampler_name: str = ""
-    population: torch.Tensor | None = None  #: final populations of all latents, VAE space, best first per latent
-    seconds: float = 0.0
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one sampling call of a search sampler produced (one search per latent of the batch)."""
+
+    results: tuple[es.SearchResult, ...]
+    population: torch.Tensor  #: final populations of all latents, VAE space, best first per latent
+    decodes: int
+    decode_seconds: float
+    reward_seconds: float
+    seconds: float
+    warnings: tuple[str, ...]
+    sampler_name: str
+    output: str  #: fingerprint of the LATENT samples the sampling call returned
+
+    @property
+    def scores(self) -> list[float]:
+        return [float(s) for r in self.results for s in r.rewards]
 
     def report(self) -> dict[str, object]:
-        items = [r.report() for r in self.results]
-        total_nfe = sum(r.nfe for r in self.results)
-        return {
-            "method": self.results[0].schedule.strategy if self.results else None,
-            "sampler": self.sampler_name,
-            "latents": len(self.results),
-            "nfe": total_nfe,
-            "decodes": self.decodes,
-            "reward_calls": sum(r.reward_calls for r in self.results),
-            "seconds": round(self.seconds, 3),
-            "decode_seconds": round(self.decode_seconds, 3),
-            "reward_seconds": round(self.reward_seconds, 3),
-            "best_rewards": [r.best_reward for r in self.results],
-            "warnings": list(self.warnings),
-            "searches": items,
-        }
+        """Strict-JSON report: method, compute (planned and spent), seconds split into model / decode / reward."""
+        first = self.results[0]
+        model_seconds = max(0.0, self.seconds - self.decode_seconds - self.reward_seconds)
+        return es.strict_json(
+            {
+                "method": first.schedule.strategy,
+                "fitness": first.schedule.fitness,
+                "strategy": first.schedule.strategy_class.title,
+                "sampler": self.sampler_name,
+                "latents": len(self.results),
+                "nfe": sum(r.nfe for r in self.results),
+                "planned_nfe": sum(r.planned_nfe or 0 for r in self.results),
+                "decodes": self.decodes,
+                "reward_calls": sum(r.reward_calls for r in self.results),
+                "seconds": round(self.seconds, 3),
+                "model_seconds": round(model_seconds, 3),
+                "decode_seconds": round(self.decode_seconds, 3),
+                "reward_seconds": round(self.reward_seconds, 3),
+                "best_rewards": [r.best_reward for r in self.results],
+                "warnings": list(self.warnings),
+                "searches": [r.report() for r in self.results],
+            }
+        )  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        """Two lines for the node's face: what was spent, and any warning."""
+        rep = self.report()
+        best = ", ".join("n/a" if b is None else f"{b:.4g}" for b in rep["best_rewards"])  # type: ignore[union-attr]
+        lines = [
+            f"{rep['strategy']} · {rep['sampler']}: spent {rep['nfe']:,} NFE (planned {rep['planned_nfe']:,}), "
+            f"{rep['decodes']} decodes, {rep['reward_calls']} reward calls in {rep['seconds']:.1f} s "
+            f"(model {rep['model_seconds']:.1f} s, decode {rep['decode_seconds']:.1f} s, reward "
+            f"{rep['reward_seconds']:.1f} s); best reward {best}",
+        ]
+        lines += [f"⚠ {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+class RunLog:
+    """The runs of one search sampler, newest last, at most :attr:`KEEP` (an output's handle to them)."""
+
+    KEEP = 16
+
+    def __init__(self) -> None:
+        self._runs: OrderedDict[str, RunRecord] = OrderedDict()
+
+    def add(self, record: RunRecord) -> None:
+        self._runs.pop(record.output, None)
+        self._runs[record.output] = record
+        while len(self._runs) > self.KEEP:
+            self._runs.popitem(last=False)
+
+    @property
+    def last(self) -> RunRecord | None:
+        return next(reversed(self._runs.values())) if self._runs else None
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def find(self, samples: torch.Tensor) -> RunRecord | None:
+        """The run whose output LATENT had exactly these samples."""
+        return self._runs.get(latent_fingerprint(samples))
 
 
 class DecodingReward:
     """The engine's reward: model-space x0 → VAE decode → ``reward.score`` (under model management) → scores.
 
-    Counts decodes, refuses video latents for image-only rewards, and puts the diffusion models back on their
-    device after the VAE and reward had their turn.
+    Counts decodes, refuses video latents for image-only rewards, and afterwards requests the models the guider
+    had loaded — the diffusion model included — again, so they stay where they were when both fit.
     """
 
     def __init__(self, node: str, vae: object, base_model: object, reward: object, reload: Callable[[], None]) -> None:
@@ -111,12 +176,22 @@ class DecodingReward:
         return scores.float().cpu()
 
 
+def models_to_restore(model_wrap: object) -> list[object]:
+    """What the guider had loaded for sampling: the diffusion model's patcher, then ComfyUI's additional models
+    (``model_wrap.loaded_models`` holds only the latter), without duplicates."""
+    out: list[object] = []
+    for patcher in [getattr(model_wrap, "model_patcher", None), *(getattr(model_wrap, "loaded_models", None) or [])]:
+        if patcher is not None and all(patcher is not p for p in out):
+            out.append(patcher)
+    return out
+
+
 class _Progress:
     """One progress bar over the whole search (NFE units) with a JPEG preview of the best so far."""
 
-    def __init__(self, total: int, model_patcher: object, min_preview_interval: float = 0.5) -> None:
-        self.bar = comfy.utils.ProgressBar(max(total, 1))
-        self.total = max(total, 1)
+    def __init__(self, latents: int, model_patcher: object, min_preview_interval: float = 0.5) -> None:
+        self.latents = latents
+        self.bar: comfy.utils.ProgressBar | None = None
         self.offset = 0
         try:
             self.previewer = latent_preview.get_previewer(model_patcher.load_device, model_patcher.model.latent_format)
@@ -142,12 +217,19 @@ class _Progress:
 
     def __call__(self, event: es.SearchEvent) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
+        total = max(event.total_nfe * self.latents, 1)
+        if self.bar is None:
+            self.bar = comfy.utils.ProgressBar(total)
         preview = self._preview(event.best if event.best is not None else event.denoised)
-        self.bar.update_absolute(min(self.offset + event.nfe, self.total), self.total, preview)
+        self.bar.update_absolute(min(self.offset + event.nfe, total), total, preview)
 
 
 class SearchSampler(comfy.samplers.KSAMPLER):
-    """A ``SAMPLER`` that runs EvoSearch (or Best-of-N / particle sampling) around an inner stochastic sampler."""
+    """A ``SAMPLER`` that runs EvoSearch (or Best-of-N / particle sampling) around an inner sampler.
+
+    ``scoring_vae`` (optional) decodes every candidate the reward scores (e.g. a TAESD: cheap); the returned latent
+    is decoded by the user's own VAE downstream. ``runs`` collects one :class:`RunRecord` per sampling call.
+    """
 
     def __init__(
         self,
@@ -158,19 +240,20 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         mutation: es.Mutation,
         chunk_size: int = 0,
         node: str = "EvoSearch Sampler",
-        run: SearchRun | None = None,
+        runs: RunLog | None = None,
+        scoring_vae: object | None = None,
     ) -> None:
         super().__init__(inner.sampler_function, inner.extra_options, inner.inpaint_options)
         self.inner = inner
         self.vae = vae
+        self.scoring_vae = scoring_vae
         self.reward = reward
         self.spec = spec
         self.mutation = mutation
         self.chunk_size = int(chunk_size)
         self.node = node
-        self.run = run if run is not None else SearchRun()
+        self.runs = runs if runs is not None else RunLog()
 
-    # ------------------------------------------------------------------ helpers
     #: Largest automatic chunk: beyond it batching gains little, while one model call (the interrupt and progress
     #: granularity) grows long.
     AUTO_CHUNK_MAX = 16
@@ -191,13 +274,23 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         return max(1, min(fits, population))
 
     def _reloader(self, model_wrap: object) -> Callable[[], None]:
-        loaded = list(getattr(model_wrap, "loaded_models", []) or [])
+        models = models_to_restore(model_wrap)
 
         def reload() -> None:
-            if loaded:
-                comfy.model_management.load_models_gpu(loaded)
+            if models:
+                comfy.model_management.load_models_gpu(models)
 
         return reload
+
+    def _check_inputs(self) -> None:
+        if self.vae is None:
+            raise NodeError(self.node, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
+        if reward_traits(self.reward).batch_relative:
+            raise NodeError(
+                self.node,
+                "the reward normalises scores within each batch (rank or z-score combination), but a search compares "
+                "scores across chunks and generations; set EvoSearch Combine Rewards' normalisation to 'raw'",
+            )
 
     # ------------------------------------------------------------------ ComfyUI's Sampler.sample
     def sample(
@@ -209,38 +302,25 @@ class SearchSampler(comfy.samplers.KSAMPLER):
             schedule = self.spec.resolve(steps)
         except ValueError as e:
             raise NodeError(self.node, f"{e} (the sampler runs {steps} steps)") from None
-        needs_stochastic = schedule.strategy != "best_of_n" and any(s > 0 for s in schedule.evolution_steps)
-        choice = choose_stochastic_sampler(self.inner, needs_stochastic)
-        run = self.run
-        run.results, run.decodes, run.warnings, run.sampler_name, run.population = [], 0, [], choice.name, None
-        run.decode_seconds = run.reward_seconds = 0.0
-        if choice.warning:
-            log.warning("%s: %s", self.node, choice.warning)
-            run.warnings.append(choice.warning)
-        if self.vae is None:
-            raise NodeError(self.node, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
-        if reward_traits(self.reward).batch_relative:
-            raise NodeError(
-                self.node,
-                "the reward normalises scores within each batch (rank or z-score combination), but a search compares "
-                "scores across chunks and generations; set EvoSearch Combine Rewards' normalisation to 'raw'",
-            )
+        self._check_inputs()
         if latent_image is None:
             latent_image = torch.zeros_like(noise)
         seed = int(extra_args.get("seed", 0) or 0)
         base_model = model_wrap.inner_model
-        reward_fn = DecodingReward(self.node, self.vae, base_model, self.reward, self._reloader(model_wrap))
+        reward_fn = DecodingReward(
+            self.node, self.scoring_vae or self.vae, base_model, self.reward, self._reloader(model_wrap)
+        )
         max_denoise = self.max_denoise(model_wrap, sigmas)
         shape = tuple(noise.shape[1:])
         batch = noise.shape[0]
         chunk = self._chunk_size(model_wrap, shape, max(schedule.population))
-        progress = _Progress(schedule.nfe(steps) * batch, model_wrap.model_patcher)
+        progress = _Progress(batch, model_wrap.model_patcher)
         storage = comfy.model_management.intermediate_device()
-        bests = []
+        results: list[es.SearchResult] = []
         for b in range(batch):
             process = ComfyProcess(
-                model_wrap, sigmas, choice.sampler, extra_args, noise[b : b + 1], latent_image[b : b + 1],
-                None if denoise_mask is None else denoise_mask[b : b + 1], max_denoise, stochastic=needs_stochastic,
+                model_wrap, sigmas, self.inner, extra_args, noise[b : b + 1], latent_image[b : b + 1],
+                None if denoise_mask is None else denoise_mask[b : b + 1], max_denoise,
             )  # fmt: skip
             try:
                 result = es.search(
@@ -252,14 +332,26 @@ class SearchSampler(comfy.samplers.KSAMPLER):
                 if str(e).startswith(self.node):
                     raise
                 raise NodeError(self.node, str(e)) from None
-            run.results.append(result)
+            results.append(result)
             progress.offset += result.nfe
-            bests.append(result.best.to(noise.device))
-            run.decodes = reward_fn.decodes
-            run.decode_seconds, run.reward_seconds = reward_fn.decode_seconds, reward_fn.reward_seconds
-        best = torch.cat(bests)
-        run.seconds = time.perf_counter() - started
-        run.population = torch.cat([base_model.process_latent_out(r.samples.float()) for r in run.results]).cpu()
+        best = torch.cat([r.best.to(noise.device) for r in results])
+        warnings = tuple(dict.fromkeys(w for r in results for w in r.warnings))
+        for warning in warnings:
+            log.warning("%s: %s", self.node, warning)
+        output = base_model.process_latent_out(best.to(torch.float32)).to(comfy.model_management.intermediate_device())
+        self.runs.add(
+            RunRecord(
+                results=tuple(results),
+                population=torch.cat([base_model.process_latent_out(r.samples.float()) for r in results]).cpu(),
+                decodes=reward_fn.decodes,
+                decode_seconds=reward_fn.decode_seconds,
+                reward_seconds=reward_fn.reward_seconds,
+                seconds=time.perf_counter() - started,
+                warnings=warnings,
+                sampler_name=results[0].sampler,
+                output=latent_fingerprint(output),
+            )
+        )
         if callback is not None:
             callback(steps - 1, best, best, steps)  # final preview, and SamplerCustomAdvanced's denoised_output
         return best

@@ -318,7 +318,7 @@ def test_process_respects_each_parameterisation(pack, tiny):
             inner_model = bundle.model.model
 
         process = cp.ComfyProcess(Wrap, sigmas, comfy.samplers.ksampler("euler_ancestral"), {}, torch.zeros(1, 1),
-                                  torch.zeros(1, 1), None, True, stochastic=True)  # fmt: skip
+                                  torch.zeros(1, 1), None, True)  # fmt: skip
         noise = torch.randn(3, 1)
         assert torch.allclose(process.initial_state(noise), ms.noise_scaling(sigmas[0], noise, torch.zeros(3, 1), True))
         assert process.signal_scale(1) == pytest.approx(0.5 if flow else 1.0)

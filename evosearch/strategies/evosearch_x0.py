@@ -1,0 +1,131 @@
+"""EvoSearch with x0-prediction fitness: the paper's selection, elitism and mutation on FK-steering's free proxy.
+
+The population moves together. Generation g (``population[g]`` individuals) runs from s_{g−1} to s_g (s_{−1} = 0);
+the x0 predictions its last step made anyway are decoded and scored, and the states at s_g are evolved: the top m pass
+unchanged, the rest are tournament winners mutated at s_g (docs/method.md §4; ``redraw`` keeps the winner's x0
+prediction, ``additive`` adds σ_step·ε). The last generation runs to the end and is scored on its clean samples.
+
+Each individual costs one trajectory's steps: NFE = Σ_g k_g·c(s_{g−1}, s_g). The x0 scores are proxies: they steer
+selection but never compete for the returned best, which is the best finished sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..mutation import Mutation
+from ..pool import SelectionPool
+from ..schedule import Schedule, default_evolution_steps
+from .base import Batch, Scored, SearchContext, Segment, Strategy
+from .evosearch_rollout import check_evolution_rules, evolve, pool_keep
+from .registry import register_strategy
+
+
+def check_proxy_steps(schedule: Schedule) -> None:
+    """x0-fitness generations are scored at s_g on step s_g − 1's prediction, so s_0 must be at least 1."""
+    steps = schedule.evolution_steps
+    if steps and steps[0] < 1:
+        raise ValueError(
+            "evolution/resample steps must be >= 1 with x0 fitness (the first x0 prediction is made at step 0 "
+            f"and scored at step 1; at pure noise it says nothing), got {list(steps)}"
+        )
+
+
+def proxy_segments(schedule: Schedule) -> list[Segment]:
+    """Generation g runs from s_{g−1} to s_g; the last one to the end."""
+    bounds = [0, *schedule.evolution_steps]
+    stops = [*schedule.evolution_steps, None]
+    return [Segment(k, a, b) for k, a, b in zip(schedule.population, bounds, stops)]
+
+
+class ProxyGenerations(Strategy):
+    """Shared plumbing of strategies whose generations move together and are scored on x0 predictions."""
+
+    def __init__(self, schedule: Schedule, mutation: Mutation, context: SearchContext) -> None:
+        super().__init__(schedule, mutation, context)
+        self.generation = 0
+        self.pool: SelectionPool | None = None
+        self.bounds = [0, *schedule.evolution_steps]
+
+    def next_states(self, g: int):  # noqa: ANN201 - Tensor | InitialNoise
+        raise NotImplementedError
+
+    def pool_keep(self, g: int) -> int | None:
+        return None
+
+    def ask(self) -> Batch | None:
+        g, evo = self.generation, self.schedule.evolution_steps
+        if g > len(evo):
+            return None
+        states = self.context.initial_noise(self.schedule.population[0]) if g == 0 else self.next_states(g)
+        stop = evo[g] if g < len(evo) else None
+        self.pool = SelectionPool(self.pool_keep(g)) if stop is not None else None
+        self.generation += 1
+        record_step = self.context.steps if stop is None else stop
+        return Batch(states, start=self.bounds[g], stop=stop, generation=g, record_step=record_step)
+
+    def tell(self, scored: Scored) -> None:
+        if self.pool is not None:
+            assert scored.states is not None
+            self.pool.add(scored.scores, scored.states, scored.denoised)
+
+    @classmethod
+    def segments(cls, schedule: Schedule, steps: int) -> list[Segment]:
+        return proxy_segments(schedule)
+
+    @classmethod
+    def check(cls, schedule: Schedule) -> None:
+        check_proxy_steps(schedule)
+
+    @classmethod
+    def pool_sizes(cls, schedule: Schedule) -> list[int]:
+        return list(schedule.population[:-1])
+
+    @classmethod
+    def needs_stochastic_from(cls, schedule: Schedule) -> int | None:
+        return next((s for s in schedule.evolution_steps if s > 0), None)
+
+    @classmethod
+    def stored_states(cls, schedule: Schedule, mutation: Mutation, steps: int, chunk: int) -> int:
+        return 4 * max(schedule.population) + 4 * chunk  # a generation's states, x0 predictions, children, samples
+
+
+class EvoSearchX0(ProxyGenerations):
+    """EvoSearch's elitism, tournaments and mutation, generations scored on x0 predictions."""
+
+    name = "evosearch"
+    fitness = "x0"
+    title = "EvoSearch (x0 fitness)"
+    mutates = True
+
+    def pool_keep(self, g: int) -> int | None:
+        return pool_keep(self.schedule, self.mutation, self.pool_sizes(self.schedule))[g]
+
+    def next_states(self, g: int):  # noqa: ANN201
+        assert self.pool is not None
+        k, step = self.schedule.population[g], self.bounds[g]
+        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1)
+
+    @classmethod
+    def validate(cls, schedule: Schedule, steps: int, mutation: Mutation | None = None) -> None:
+        schedule.validate(steps)
+        check_evolution_rules(schedule, mutation or Mutation(), cls.pool_sizes(schedule))
+
+    @classmethod
+    def stored_states(cls, schedule: Schedule, mutation: Mutation, steps: int, chunk: int) -> int:
+        keeps = pool_keep(schedule, mutation, cls.pool_sizes(schedule))
+        pool = max(
+            (min(s, (s if k is None else k) + chunk) for s, k in zip(cls.pool_sizes(schedule), keeps)), default=0
+        )
+        return 2 * pool + 2 * max(schedule.population) + 4 * chunk
+
+    @classmethod
+    def plan(cls, budget_nfe: int, steps: int, evolution_steps: Sequence[int] | None = None, **options: object):
+        """Every individual runs one trajectory's steps, so n = ⌊budget / T⌋ in every generation."""
+        evo = default_evolution_steps(steps) if evolution_steps is None else tuple(int(s) for s in evolution_steps)
+        evo = tuple(s for s in evo if s > 0)
+        n = int(budget_nfe) // int(steps)
+        return Schedule(evolution_steps=evo, population=(n,) * (len(evo) + 1), fitness=cls.fitness)
+
+
+register_strategy(EvoSearchX0)
