@@ -3,7 +3,7 @@
     python -m bench.engine            # full run (16 seeds, ×10/×30/×100/×150), writes bench/results/engine.{md,png}
     python -m bench.engine --quick    # the demo: fewer seeds and budgets, under 30 s, writes bench/out/
 
-Cases (method.md §6):
+Cases (docs/method.md §11):
 * ``ring``: the paper's toy. Exact 9-component 2-D Gaussian-mixture denoiser, reward −|x² + y² − 4|, 100-step DDPM.
 * ``mixture64``: 16 unit-variance components in 64-D; the reward −min_k ‖x − t_k‖/√D only has targets near 2 of them.
 

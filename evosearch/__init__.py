@@ -61,6 +61,8 @@ else:
         ScheduleSpec,
         default_evolution_steps,
         parse_int_list,
+        parse_step_list,
+        resolve_steps,
     )
     from .search import pool_sizes, prepare, search
     from .selection import elite_indices, fk_potential, multinomial_resample, tournament_select
@@ -126,10 +128,12 @@ else:
         "mutate_redraw",
         "normal_rows",
         "parse_int_list",
+        "parse_step_list",
         "planning_fitness",
         "pool_sizes",
         "prepare",
         "register_strategy",
+        "resolve_steps",
         "sample_ddpm",
         "sample_euler_ancestral",
         "search",

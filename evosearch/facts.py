@@ -60,6 +60,17 @@ class SamplerFacts:
     draws_per_step: tuple[int, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    @classmethod
+    def unmeasured(cls, steps: int, reason: str) -> SamplerFacts:
+        """Facts of a sampler that cannot be measured (an adaptive one): evaluations are only counted."""
+        note = f"{reason.split(';')[0]}; its NFE is counted, not planned"
+        return cls(steps=steps, evals={}, noise_std=None, notes=(note,))
+
+    @property
+    def measured(self) -> bool:
+        """Whether evaluations per step were measured (``False`` for :meth:`unmeasured` facts)."""
+        return bool(self.evals)
+
     @property
     def evals_per_step(self) -> tuple[int, ...]:
         """Model evaluations of each step of a trajectory from x_T."""
@@ -73,6 +84,8 @@ class SamplerFacts:
             raise ValueError(f"cost asked for steps [{start}, {stop}) outside [0, {self.steps}]")
         if start == stop:
             return 0
+        if not self.evals:
+            raise ValueError("the evaluations of this sampler were not measured (adaptive step sizes)")
         per_step = self.evals.get(int(start))
         if per_step is None:  # not probed from this start: a restart costs what the uninterrupted run's steps cost
             per_step = self.evals[0][start:]
@@ -87,7 +100,10 @@ class SamplerFacts:
         return any(s > 0 for s in self.noise_std[after:])
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"evals_per_step": list(self.evals_per_step), "global_rng": self.global_rng}
+        out: dict[str, object] = {
+            "evals_per_step": list(self.evals_per_step) if self.evals else None,
+            "global_rng": self.global_rng,
+        }
         if self.noise_std is not None:
             out.update(noise_std=[round(s, 6) for s in self.noise_std], stochastic=self.is_stochastic())
         return out

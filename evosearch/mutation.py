@@ -1,4 +1,4 @@
-"""Mutation and selection settings, and the pure mutation operators (method.md §3e).
+"""Mutation and selection settings, and the pure mutation operators (docs/method.md §4).
 
 Three operators, all batched and drawing their randomness from the ``eps`` passed in:
 

@@ -133,7 +133,6 @@ class SearchResult:
     def report(self) -> dict[str, object]:
         """A strict-JSON summary: method, compute spent and planned, the per-generation curve, warnings."""
         trajectory = self.trajectory_nfe or self.steps
-        planned = self.planned_nfe if self.planned_nfe is not None else self.schedule.nfe(self.steps)
         report = {
             "method": self.schedule.strategy,
             "fitness": self.schedule.fitness,
@@ -144,7 +143,7 @@ class SearchResult:
             "steps": self.steps,
             "sampler": self.sampler,
             "nfe": self.nfe,
-            "planned_nfe": planned,
+            "planned_nfe": self.planned_nfe,  # None only for samplers that cannot be measured (adaptive ones)
             "budget_multiple": round(self.nfe / trajectory, 3),
             "equal_budget_best_of_n": self.nfe // trajectory,
             "reward_calls": self.reward_calls,

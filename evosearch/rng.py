@@ -3,7 +3,7 @@
 Every random choice of a search is drawn from a ``torch.Generator`` whose seed is derived from the user's seed and a
 label path (``derive_seed(seed, "sde", generation, index, step)``). No global RNG is touched, and because each
 individual owns its streams, an individual's trajectory does not depend on which other individuals share its batch:
-results are bit-identical for every chunk size (method.md §8.2; ComfyUI's default noise samplers draw one tensor for
+results are bit-identical for every chunk size (docs/method.md §9; ComfyUI's default noise samplers draw one tensor for
 the whole batch, which breaks this).
 """
 

@@ -33,6 +33,8 @@ __all__ = [
     "ScheduleSpec",
     "default_evolution_steps",
     "parse_int_list",
+    "parse_step_list",
+    "resolve_steps",
 ]
 
 STRATEGIES = ("evosearch", "best_of_n", "particles")
@@ -326,6 +328,48 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def parse_step_list(text: str | Sequence[float], name: str) -> tuple[float, ...]:
+    """Parse evolution steps given as step indices ("0, 20, 30, 40") or fractions of the sampler's steps
+    ("0, 0.4, 0.6, 0.8"), strictly: each item is a whole number ≥ 0 (a step index) or a number in [0, 1) (a fraction
+    of T, resolved by :func:`resolve_steps`). Raises a ``ValueError`` that quotes the bad item and names ``name``."""
+    if not isinstance(text, str):
+        items: list[object] = list(text)
+    else:
+        items = [t for t in text.replace(",", " ").replace(";", " ").split() if t]
+    if not items:
+        raise ValueError(
+            f"{name} is empty: expected step indices or fractions of the steps separated by commas, e.g. "
+            "'0, 0.4, 0.6, 0.8' or '0, 20, 30, 40'"
+        )
+    values: list[float] = []
+    for item in items:
+        try:
+            value = float(item)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (value >= 0) or (value >= 1 and value != int(value)) or not value < float("inf"):
+            raise ValueError(
+                f"{name}: {item!r} in {text!r} is not a whole number or a fraction of the steps in [0, 1); expected "
+                "step indices ('0, 20, 30, 40') or fractions ('0, 0.4, 0.6, 0.8') separated by commas"
+            )
+        values.append(int(value) if value >= 1 or value == 0 else value)
+    return tuple(values)
+
+
+def resolve_steps(values: Sequence[float], steps: int, name: str = "evolution_steps") -> tuple[int, ...]:
+    """Step indices for a ``steps``-step sampler: fractions f in (0, 1) become round(f·steps), indices stay; two
+    values that land on one step are an error that says how many steps they need."""
+    steps = int(steps)
+    out = tuple(min(steps - 1, round(v * steps)) if 0 < v < 1 else int(v) for v in values)
+    for i in range(1, len(out)):
+        if out[i] <= out[i - 1] and any(0 < v < 1 for v in values):
+            raise ValueError(
+                f"{name} {list(values)} give steps {list(out)} with a {steps}-step sampler: {values[i - 1]!r} and "
+                f"{values[i]!r} fall on the same step; use more sampler steps or fewer evolution steps"
+            )
+    return out
+
+
 SPEC_MODES = ("budget_multiple", "budget_nfe", "custom", "preset_sd21", "preset_flux", "preset_wan")
 #: Fitness choices of a spec: "auto" = the paper's per strategy (rollout for EvoSearch, x0 for particles).
 SPEC_FITNESS = ("auto", *FITNESS)
@@ -340,7 +384,8 @@ class ScheduleSpec:
     Switching ``strategy`` or ``fitness`` keeps the compute: every strategy gets the NFE the EvoSearch plan spends.
 
     Modes: ``budget_multiple`` (``budget`` × one trajectory), ``budget_nfe`` (``budget`` model evaluations),
-    ``custom`` (``evolution_steps`` and ``population`` as given), ``preset_sd21`` / ``preset_flux`` / ``preset_wan``
+    ``custom`` (``evolution_steps`` — step indices, or fractions of T such as 0.4 — and ``population`` as given),
+    ``preset_sd21`` / ``preset_flux`` / ``preset_wan``
     (the official schedules, rescaled from 50 steps). ``fitness`` (``auto`` / ``rollout`` / ``x0``) picks how
     generations are scored (:data:`FITNESS`); ``auto`` is the planning default of the strategy family.
     """
@@ -348,7 +393,7 @@ class ScheduleSpec:
     mode: str = "budget_multiple"
     strategy: str = "evosearch"
     budget: float = 10.0
-    evolution_steps: tuple[int, ...] = ()
+    evolution_steps: tuple[float, ...] = ()
     population: tuple[int, ...] = ()
     potential: str = "max"
     lam: float = 10.0
@@ -366,9 +411,9 @@ class ScheduleSpec:
         if self.mode.startswith("budget") and not self.budget > 0:
             raise ValueError(f"budget must be > 0, got {self.budget}")
         if self.mode == "custom":
-            object.__setattr__(self, "evolution_steps", _int_tuple("evolution_steps", self.evolution_steps))
+            object.__setattr__(self, "evolution_steps", parse_step_list(self.evolution_steps, "evolution_steps"))
             object.__setattr__(self, "population", _int_tuple("population", self.population))
-            self._custom()
+            self._custom(None)  # the structure (lengths, order) is checked now; the steps when T is known
 
     @property
     def target(self) -> type[Strategy]:
@@ -378,17 +423,22 @@ class ScheduleSpec:
         fitness = planning_fitness(self.strategy) if self.fitness == "auto" else self.fitness
         return get_strategy(self.strategy, fitness)
 
-    def _custom(self) -> Schedule:
-        """Custom lists are an EvoSearch schedule, read with the spec's EvoSearch fitness (NFE and step rules)."""
+    def _custom(self, steps: int | None) -> Schedule:
+        """Custom lists are an EvoSearch schedule, read with the spec's EvoSearch fitness (NFE and step rules);
+        fractions of the steps are resolved for ``steps`` (``None``: a fine nominal grid, to check the structure)."""
         target = self.target
         fitness = target.fitness if target.name == "evosearch" else "rollout"
-        return Schedule(evolution_steps=self.evolution_steps, population=self.population, fitness=fitness)
+        nominal = steps if steps is not None else 10_000
+        evo = resolve_steps(self.evolution_steps, nominal)
+        if steps is None:  # keep fractions apart on the nominal grid; indices as given
+            evo = tuple(int(v * nominal) if 0 < v < 1 else int(v) for v in self.evolution_steps)
+        return Schedule(evolution_steps=evo, population=self.population, fitness=fitness)
 
     def evosearch_schedule(self, steps: int) -> Schedule:
         """The EvoSearch schedule this spec describes for a ``steps``-step sampler (it fixes the compute)."""
         steps = int(steps)
         if self.mode == "custom":
-            schedule = self._custom()
+            schedule = self._custom(steps)
             schedule.validate(steps)
             return schedule
         if self.mode.startswith("preset_"):

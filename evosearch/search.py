@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .facts import SamplerFacts
+from .facts import NotAFixedStepSampler, SamplerFacts
 from .memory import check_memory, estimate_memory
 from .mutation import Mutation
 from .process import DenoisingProcess
@@ -76,7 +76,15 @@ def prepare(
     births = strategy.births(schedule, steps)
     needs = strategy.needs_stochastic_from(schedule)
     noise = needs is not None or (strategy.mutates and mutation.intermediate == "additive")
-    facts = process.facts(births, shape, noise=noise)
+    try:
+        facts = process.facts(births, shape, noise=noise)
+    except NotAFixedStepSampler as e:
+        # An adaptive sampler can still run whole trajectories from x_T (Best-of-N, x_T-only evolution); only the
+        # NFE cannot be planned: it is counted.
+        segments = strategy.segments(schedule, steps)
+        if needs is not None or any(s.start > 0 or s.stop is not None for s in segments):
+            raise
+        facts = SamplerFacts.unmeasured(steps, str(e))
     warnings = list(facts.notes)
     if needs is not None and not facts.is_stochastic(after=needs):
         variant = process.stochastic_variant(after=needs)
@@ -138,8 +146,11 @@ def search(
     estimate = estimate_memory(strategy_cls, schedule, mutation, steps, shape, process.dtype,
                                chunk_size or max(schedule.population))  # fmt: skip
     check_memory(estimate, storage, memory_limit)
-    planned = strategy_cls.nfe(schedule, steps, facts)
-    runner = TrajectoryRunner(process, reward, shape, seed, chunk_size, storage, facts, planned, callback, on_oom)
+    planned = strategy_cls.nfe(schedule, steps, facts) if facts.measured else None
+    progress_total = planned if planned is not None else schedule.nfe(steps)
+    runner = TrajectoryRunner(
+        process, reward, shape, seed, chunk_size, storage, facts, progress_total, callback, on_oom
+    )
     strategy = strategy_cls(schedule, mutation, SearchContext(seed, steps, shape, storage, process))
     stopped = False
     with torch.no_grad():
@@ -175,7 +186,7 @@ def search(
         stopped=stopped,
         extras=extras,
         planned_nfe=planned,
-        trajectory_nfe=facts.calls(0),
+        trajectory_nfe=facts.calls(0) if facts.measured else None,
         sampler=process.name,
         sampler_facts=facts.to_dict(),
         warnings=warnings,

@@ -1,4 +1,4 @@
-"""Selection operators: elitism, tournaments (EvoSearch, method.md §3c-d) and FK-steering resampling.
+"""Selection operators: elitism, tournaments (EvoSearch, docs/method.md §3) and FK-steering resampling.
 
 All take rewards as a 1-D tensor (NaN is treated as the worst value) and an explicit ``torch.Generator``.
 """

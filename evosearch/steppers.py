@@ -3,7 +3,7 @@
 Both have the k-diffusion sampler signature ``fn(model, x, sigmas, extra_args=None, callback=None, disable=None,
 noise_sampler=None, **hyper)``, so any other function with that signature (ComfyUI's samplers included) can stand in
 for them. Each also has a ``*_noise_std(sigma, sigma_next)`` giving the standard deviation of the fresh noise the step
-injects, which the paper's additive intermediate mutation uses (method.md §3e).
+injects, which the paper's additive intermediate mutation uses (docs/method.md §4).
 """
 
 from __future__ import annotations

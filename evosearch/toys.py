@@ -1,6 +1,6 @@
 """Analytic test problems: exact Gaussian-mixture denoisers, the paper's ring reward, DDPM σ grids.
 
-The paper's toy experiment (EvoSearch §4.1 / method.md §6): a 2-D mixture of 9 isotropic Gaussians with means
+The paper's toy experiment (EvoSearch §4.1 / docs/method.md §11): a 2-D mixture of 9 isotropic Gaussians with means
 {−4, 0, 4}² and variance 0.3, reward r(x, y) = −|x² + y² − 4|, a 100-step DDPM-type sampler. The paper trains an MLP
 denoiser; for a mixture the noised marginal is again a mixture, so the optimal denoiser E[x0 | x_σ] is closed-form
 and training noise disappears.

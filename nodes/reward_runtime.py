@@ -1,5 +1,5 @@
 """ComfyUI-side management of reward models: the ``rewards`` model folder, loading, and scoring under
-``comfy.model_management`` (comfyui.md §5).
+``comfy.model_management`` (docs/comfyui.md §5).
 
 * :func:`register_reward_folder` registers ``models/rewards`` with ``folder_paths`` (so ``extra_model_paths.yaml`` can
   add ``rewards: /path``); one sub-folder per reward kind (see :mod:`rewards.registry`).

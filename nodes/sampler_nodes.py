@@ -6,12 +6,14 @@ EvoSearch: He et al., "Scaling Image and Video Generation via Test-Time Evolutio
 
 from __future__ import annotations
 
+import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import torch
 from comfy_api.latest import io, ui
 
 from .. import evosearch as es
+from .experts import WAN22_BOUNDARY, make_guider
 from .report import population_latent, report_json, reward_plot
 from .search_sampler import NodeError, RunLog, RunRecord, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
@@ -47,6 +49,14 @@ _SCORING_VAE_TOOLTIP = (
 )
 
 
+_SCORES_TOOLTIP = "The reward of each member of the final population, best first (one number per sample)."
+_REPORT_TOOLTIP = (
+    "JSON: method, sampler, NFE spent and planned, decodes, reward calls, seconds split into model / decode / "
+    "reward, the per-generation curve, warnings. Show it with a text preview node or save it."
+)
+_PLOT_TOOLTIP = "Reward vs NFE: the best so far and each generation's mean (x0-fitness generations: the x0 proxy)."
+
+
 def _spec_or_default(schedule: es.ScheduleSpec | None) -> es.ScheduleSpec:
     return schedule if schedule is not None else es.ScheduleSpec(mode="budget_multiple", budget=10.0)
 
@@ -77,17 +87,20 @@ class EvoSearchSchedule(io.ComfyNode):
                     "mode",
                     options=list(es.SPEC_MODES),
                     default="budget_multiple",
-                    tooltip="budget_multiple: budget × one trajectory's NFE; budget_nfe: budget model "
-                    "evaluations; custom: the two lists below; preset_*: the official code's "
-                    "schedules (SD2.1 ×100, FLUX ×29, Wan ×20 at 50 steps), rescaled to your steps.",
+                    tooltip="How the schedule is given. budget_multiple: spend 'budget' × one image's model "
+                    "evaluations and let the planner choose generations and populations. budget_nfe: spend 'budget' "
+                    "model evaluations. custom: use 'evolution_steps' and 'population' as typed. preset_sd21 / "
+                    "preset_flux / preset_wan: the official code's schedules (×100, ×29, ×20 at 50 steps), rescaled "
+                    "to your sampler's steps. Fields a mode does not use are ignored (and greyed out on the node).",
                 ),  # fmt: skip
                 io.Combo.Input(
                     "strategy",
                     options=list(es.strategy_names()),
                     default="evosearch",
-                    tooltip="evosearch: evolve noise and intermediate latents. best_of_n: independent "
-                    "samples, keep the best. particles: FK-steering particle sampling (resampling on "
-                    "rewards of x0 predictions). All three spend the same NFE.",
+                    tooltip="evosearch: evolve noise and intermediate latents (the paper's method). best_of_n: "
+                    "independent samples, keep the best. particles: particle sampling (FK-steering: resampling "
+                    "on rewards of x0 predictions). Switching keeps the compute: every strategy spends the NFE the "
+                    "EvoSearch plan spends, so A/B comparisons are fair.",
                 ),  # fmt: skip
                 io.Float.Input(
                     "budget",
@@ -95,35 +108,39 @@ class EvoSearchSchedule(io.ComfyNode):
                     min=1.0,
                     max=1e7,
                     step=1.0,
-                    tooltip="For budget_multiple: how many single-image generations of compute to spend "
-                    "(the paper's ×100 = 5,000 NFE at 50 steps). For budget_nfe: model evaluations.",
+                    tooltip="budget_multiple: how many single-image generations of compute to spend (×10 = ten "
+                    "images' worth; the paper's ×100 = 5,000 NFE at 50 steps). budget_nfe: model evaluations. "
+                    "Ignored by custom and preset modes.",
                 ),  # fmt: skip
                 io.String.Input(
                     "evolution_steps",
-                    default="0, 20, 30, 40",
-                    tooltip="custom mode: step indices (0 = the initial noise x_T) at which generations "
-                    "form, increasing, each below the sampler's steps. Paper SD2.1 at 50 steps: "
-                    "0, 20, 30, 40.",
+                    default="0, 0.4, 0.6, 0.8",
+                    tooltip="custom mode only: where generations form, increasing — fractions of the sampler's "
+                    "steps (0 = the initial noise x_T, 0.4 = 40 % of the way) that work at any step count, or "
+                    "step indices (whole numbers below the sampler's steps). The default is the paper's SD2.1 "
+                    "schedule, 0, 20, 30, 40 of 50 steps.",
                 ),  # fmt: skip
                 io.String.Input(
                     "population",
                     default="42, 26, 26, 26, 30",
-                    tooltip="custom mode: one more entry than evolution_steps: the initial population, "
-                    "then the children of each generation. Paper SD2.1: 42, 26, 26, 26, 30.",
+                    tooltip="custom mode only: one more entry than evolution_steps — the initial population, then "
+                    "the children of each generation. Paper SD2.1: 42, 26, 26, 26, 30 (×100 one image).",
                 ),  # fmt: skip
                 io.Int.Input(
                     "steps",
                     default=20,
                     min=1,
                     max=10000,
-                    tooltip="Your sampler's step count, used only to show the cost here; at run time the "
-                    "schedule is planned for the sampler's real steps.",
+                    tooltip="The step count the cost on this node is shown for (the page reads the linked "
+                    "sampler's steps when it can). At run time the schedule is always planned, rescaled or "
+                    "resolved for the sampler's real steps; custom step indices beyond them are an error.",
                 ),  # fmt: skip
                 io.Combo.Input(
                     "potential",
                     options=list(es.POTENTIALS),
                     default="max",
-                    tooltip="particles only: FK-steering potential (max = the paper's baseline).",
+                    tooltip="particles only: the FK-steering potential — max: exp(λ·max(r_t, r_prev)) (the paper's "
+                    "baseline), diff: exp(λ·(r_t − r_prev)), add: exp(λ·Σr).",
                 ),
                 io.Float.Input(
                     "lam",
@@ -145,7 +162,11 @@ class EvoSearchSchedule(io.ComfyNode):
                     "x0 predictions.",
                 ),  # fmt: skip
             ],
-            outputs=[io.Custom(SCHEDULE).Output(display_name="schedule")],
+            outputs=[
+                io.Custom(SCHEDULE).Output(
+                    display_name="schedule", tooltip="Connect to an EvoSearch KSampler or EvoSearch Sampler."
+                )
+            ],
         )
 
     @classmethod
@@ -158,7 +179,7 @@ class EvoSearchSchedule(io.ComfyNode):
                 mode=mode,
                 strategy=strategy,
                 budget=float(budget),
-                evolution_steps=es.parse_int_list(evolution_steps, "evolution_steps") if custom else (),
+                evolution_steps=es.parse_step_list(evolution_steps, "evolution_steps") if custom else (),
                 population=es.parse_int_list(population, "population") if custom else (),
                 potential=potential,
                 lam=float(lam),
@@ -249,7 +270,11 @@ class EvoSearchMutation(io.ComfyNode):
                     "means more diversity, larger more greed).",
                 ),  # fmt: skip
             ],
-            outputs=[io.Custom(MUTATION).Output(display_name="mutation")],
+            outputs=[
+                io.Custom(MUTATION).Output(
+                    display_name="mutation", tooltip="Connect to an EvoSearch KSampler or EvoSearch Sampler."
+                )
+            ],
         )
 
     @classmethod
@@ -300,7 +325,8 @@ class EvoSearchSampler(io.ComfyNode):
             ),
             inputs=[
                 io.Vae.Input(
-                    "vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."
+                    "vae",
+                    tooltip="The model's VAE: decodes candidates for the reward (unless a scoring_vae is given).",
                 ),
                 io.Custom(REWARD).Input(
                     "reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, or Simple Reward."
@@ -326,7 +352,17 @@ class EvoSearchSampler(io.ComfyNode):
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
                 io.Vae.Input("scoring_vae", optional=True, tooltip=_SCORING_VAE_TOOLTIP),
             ],
-            outputs=[io.Sampler.Output(display_name="sampler"), io.Custom(RUN).Output(display_name="run")],
+            outputs=[
+                io.Sampler.Output(
+                    display_name="sampler",
+                    tooltip="The search as a SAMPLER: plug it into SamplerCustomAdvanced (it returns the best sample).",
+                ),
+                io.Custom(RUN).Output(
+                    display_name="run",
+                    tooltip="The runs of this sampler: connect to EvoSearch Results with the LATENT that "
+                    "SamplerCustomAdvanced returned to get its population, scores, report and plot.",
+                ),
+            ],
             **schema_extras(not_idempotent=True),  # its run log is filled by the sampling nodes that use it
         )
 
@@ -392,7 +428,8 @@ class EvoSearchKSampler(io.ComfyNode):
                     "denoise < 1 (img2img) and optionally a noise mask (inpaint).",
                 ),  # fmt: skip
                 io.Vae.Input(
-                    "vae", optional=True, tooltip="The VAE that decodes candidates for the reward (required)."
+                    "vae",
+                    tooltip="The model's VAE: decodes candidates for the reward (unless a scoring_vae is given).",
                 ),
                 io.Custom(REWARD).Input(
                     "reward", tooltip="What to maximise: EvoSearch Load Reward, Combine Rewards, or Simple Reward."
@@ -443,19 +480,42 @@ class EvoSearchKSampler(io.ComfyNode):
                 ),
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
                 io.Vae.Input("scoring_vae", optional=True, tooltip=_SCORING_VAE_TOOLTIP),
+                io.Model.Input(
+                    "model_low",
+                    optional=True,
+                    tooltip="Optional second model for two-expert models: 'model' runs while σ ≥ expert_boundary, "
+                    "this one below it, in the same search (Wan 2.2 A14B: the low-noise expert; SDXL: the "
+                    "refiner, with the same conditioning — use EvoSearch Two-Expert Guider for separate prompts).",
+                ),
+                io.Float.Input(
+                    "expert_boundary",
+                    default=WAN22_BOUNDARY,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.005,
+                    optional=True,
+                    tooltip="With model_low: the σ where the low-noise model takes over (Wan 2.2 A14B text-to-video "
+                    "0.875, image-to-video 0.9, on the model's own σ scale). Ignored without model_low.",
+                ),
             ],
             outputs=[
-                io.Latent.Output(display_name="best"),
-                io.Latent.Output(display_name="population"),
-                io.Float.Output(display_name="scores", is_output_list=True),
-                io.String.Output(display_name="report"),
-                io.Image.Output(display_name="plot"),
+                io.Latent.Output(
+                    display_name="best", tooltip="The best sample the reward scored (decode with VAE Decode)."
+                ),
+                io.Latent.Output(
+                    display_name="population",
+                    tooltip="The final population, best first: several good options (decode to compare them).",
+                ),
+                io.Float.Output(display_name="scores", is_output_list=True, tooltip=_SCORES_TOOLTIP),
+                io.String.Output(display_name="report", tooltip=_REPORT_TOOLTIP),
+                io.Image.Output(display_name="plot", tooltip=_PLOT_TOOLTIP),
             ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, latent_image, reward, seed, steps, cfg, sampler_name, scheduler,
-                denoise, chunk_size, vae=None, schedule=None, mutation=None, scoring_vae=None) -> io.NodeOutput:  # fmt: skip
+                denoise, chunk_size, vae=None, schedule=None, mutation=None, scoring_vae=None, model_low=None,
+                expert_boundary=WAN22_BOUNDARY) -> io.NodeOutput:  # fmt: skip
         if vae is None:
             raise NodeError(
                 cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
@@ -473,10 +533,19 @@ class EvoSearchKSampler(io.ComfyNode):
         ).sigmas  # fmt: skip
         if sigmas.shape[-1] < 2:
             raise NodeError(cls.DISPLAY, f"denoise={denoise} with {steps} steps leaves no step to sample; raise either")
-        samples = comfy.sample.sample_custom(
-            model, noise, cfg, sampler, sigmas, positive, negative, latent,
-            noise_mask=latent_image.get("noise_mask"), disable_pbar=True, seed=seed,
-        )  # fmt: skip
+        if model_low is None:
+            samples = comfy.sample.sample_custom(
+                model, noise, cfg, sampler, sigmas, positive, negative, latent,
+                noise_mask=latent_image.get("noise_mask"), disable_pbar=True, seed=seed,
+            )  # fmt: skip
+        else:
+            try:
+                guider = make_guider(model, model_low, positive, negative, cfg, expert_boundary)
+            except ValueError as e:
+                raise NodeError(cls.DISPLAY, str(e)) from None
+            samples = guider.sample(noise, latent, sampler, sigmas, denoise_mask=latent_image.get("noise_mask"),
+                                    disable_pbar=True, seed=seed)  # fmt: skip
+            samples = samples.to(comfy.model_management.intermediate_device())
         best = {k: v for k, v in latent_image.items() if k != "samples"}
         best["samples"] = samples
         run = sampler.runs.last
@@ -507,10 +576,13 @@ class EvoSearchResults(io.ComfyNode):
                 io.Latent.Input("latent", tooltip="SamplerCustomAdvanced's output, to order this after the sampling."),
             ],
             outputs=[
-                io.Latent.Output(display_name="population"),
-                io.Float.Output(display_name="scores", is_output_list=True),
-                io.String.Output(display_name="report"),
-                io.Image.Output(display_name="plot"),
+                io.Latent.Output(
+                    display_name="population",
+                    tooltip="The final population of the run that produced 'latent', best first.",
+                ),
+                io.Float.Output(display_name="scores", is_output_list=True, tooltip=_SCORES_TOOLTIP),
+                io.String.Output(display_name="report", tooltip=_REPORT_TOOLTIP),
+                io.Image.Output(display_name="plot", tooltip=_PLOT_TOOLTIP),
             ],
         )
 
@@ -540,4 +612,81 @@ def find_run(node: str, runs: object, latent: dict) -> RunRecord:
     return record
 
 
-NODES = [EvoSearchSchedule, EvoSearchMutation, EvoSearchSampler, EvoSearchKSampler, EvoSearchResults]
+class EvoSearchTwoExpertGuider(io.ComfyNode):
+    """One GUIDER over two models switched at a σ boundary (Wan 2.2 A14B experts, SDXL base + refiner)."""
+
+    DISPLAY = "EvoSearch Two-Expert Guider"
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EvoSearchTwoExpertGuider",
+            display_name=cls.DISPLAY,
+            category=CATEGORY,
+            description=(
+                "Runs two diffusion models as one: the high-noise model while σ ≥ boundary, the low-noise model "
+                "below it, inside a single sampler call (both prepared and memory-managed by ComfyUI). Plug it into "
+                "SamplerCustomAdvanced with the EvoSearch Sampler to search across Wan 2.2 A14B's two experts, or with "
+                "any ComfyUI sampler to replace two chained KSamplerAdvanced nodes. Also fits SDXL base + refiner "
+                "(give the refiner its own conditioning). Model evaluations are counted per expert in the report."
+            ),
+            inputs=[
+                io.Model.Input("model_high", tooltip="The model for high noise (Wan 2.2: high_noise; SDXL: base)."),
+                io.Model.Input("model_low", tooltip="The model for low noise (Wan 2.2: low_noise; SDXL: refiner)."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning of the high-noise model."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning of the high-noise model."),
+                io.Float.Input(
+                    "cfg",
+                    default=4.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="CFG scale of the high-noise model.",
+                ),  # fmt: skip
+                io.Float.Input(
+                    "cfg_low",
+                    default=3.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="CFG scale of the low-noise model.",
+                ),  # fmt: skip
+                io.Float.Input(
+                    "boundary",
+                    default=WAN22_BOUNDARY,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.005,
+                    tooltip="σ where the low-noise model takes over, on the model's σ scale (Wan 2.2 A14B text-to-"
+                    "video 0.875, image-to-video 0.9; for SDXL base + refiner e.g. 1.0, the last ~20 % of steps).",
+                ),
+                io.Conditioning.Input(
+                    "positive_low",
+                    optional=True,
+                    tooltip="The low-noise model's positive conditioning (default: 'positive'; "
+                    "an SDXL refiner needs its own CLIP's).",
+                ),  # fmt: skip
+                io.Conditioning.Input(
+                    "negative_low",
+                    optional=True,
+                    tooltip="The low-noise model's negative conditioning (default: 'negative').",
+                ),
+            ],
+            outputs=[io.Guider.Output(display_name="guider", tooltip="For SamplerCustomAdvanced.")],
+        )
+
+    @classmethod
+    def execute(cls, model_high, model_low, positive, negative, cfg, cfg_low, boundary, positive_low=None,
+                negative_low=None) -> io.NodeOutput:  # fmt: skip
+        try:
+            guider = make_guider(model_high, model_low, positive, negative, cfg, boundary, positive_low, negative_low,
+                                 cfg_low)  # fmt: skip
+        except ValueError as e:
+            raise NodeError(cls.DISPLAY, str(e)) from None
+        return io.NodeOutput(guider)
+
+
+NODES = [EvoSearchSchedule, EvoSearchMutation, EvoSearchSampler, EvoSearchKSampler, EvoSearchResults,
+         EvoSearchTwoExpertGuider]  # fmt: skip

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import comfy.model_management
 import comfy.samplers
@@ -65,6 +65,7 @@ class RunRecord:
     warnings: tuple[str, ...]
     sampler_name: str
     output: str  #: fingerprint of the LATENT samples the sampling call returned
+    nfe_per_model: dict[str, int] = field(default_factory=dict)  #: two-expert guiders: evaluations per expert
 
     @property
     def scores(self) -> list[float]:
@@ -90,6 +91,7 @@ class RunRecord:
                 "decode_seconds": round(self.decode_seconds, 3),
                 "reward_seconds": round(self.reward_seconds, 3),
                 "best_rewards": [r.best_reward for r in self.results],
+                **({"nfe_per_model": dict(self.nfe_per_model)} if self.nfe_per_model else {}),
                 "warnings": list(self.warnings),
                 "searches": [r.report() for r in self.results],
             }
@@ -187,41 +189,98 @@ def models_to_restore(model_wrap: object) -> list[object]:
 
 
 class _Progress:
-    """One progress bar over the whole search (NFE units) with a JPEG preview of the best so far."""
+    """One progress bar over the whole search (NFE units) and a live preview of the best sample so far.
 
-    def __init__(self, latents: int, model_patcher: object, min_preview_interval: float = 0.5) -> None:
+    Previews follow ComfyUI's ``--preview-method`` (none: no preview). With ``taesd`` (and the decoder in
+    ``models/vae_approx``) the best is previewed through TAESD; otherwise the best finished sample is decoded with the
+    scoring VAE whenever it changes (at most every ``decode_interval`` seconds), and before any sample has finished
+    the x0 prediction is previewed with ComfyUI's previewer. Small images are enlarged so they can be judged.
+    """
+
+    def __init__(
+        self,
+        latents: int,
+        model_patcher: object,
+        vae: object | None = None,
+        base_model: object | None = None,
+        observer: Callable[[es.SearchEvent], None] | None = None,
+        min_preview_interval: float = 0.5,
+        decode_interval: float = 2.0,
+    ) -> None:
         self.latents = latents
+        self.observer = observer
         self.bar: comfy.utils.ProgressBar | None = None
         self.offset = 0
+        self.vae, self.base_model = vae, base_model
         try:
             self.previewer = latent_preview.get_previewer(model_patcher.load_device, model_patcher.model.latent_format)
         except Exception:  # noqa: BLE001 - previews are optional; a missing decoder must not stop sampling
             self.previewer = None
-        self.interval = min_preview_interval
-        self.last_preview = 0.0
+        self.taesd = isinstance(self.previewer, latent_preview.TAESDPreviewerImpl)
+        self.interval, self.decode_interval = min_preview_interval, decode_interval
+        self.last_preview = self.last_decode = float("-inf")
+        self.shown_best: torch.Tensor | None = None
 
-    def _preview(self, x0: torch.Tensor | None) -> tuple | None:
-        if self.previewer is None or x0 is None:
-            return None
-        now = time.perf_counter()
-        if now - self.last_preview < self.interval:
-            return None
-        self.last_preview = now
+    @staticmethod
+    def _frame(x0: torch.Tensor) -> torch.Tensor:
+        """One sample, keeping a video latent 5-D (its middle frame): video previewers expect 5-D latents."""
         sample = x0[:1]
-        if sample.dim() == 5:  # video: preview the middle frame
-            sample = sample[:, :, sample.shape[2] // 2]
+        if sample.dim() == 5:
+            middle = sample.shape[2] // 2
+            sample = sample[:, :, middle : middle + 1]
+        return sample
+
+    @staticmethod
+    def _enlarged(image: object) -> object:
+        """Nearest-neighbour enlargement of a small preview (32×32 demo images are unreadable at their own size)."""
+        width, height = image.size
+        factor = max(1, 256 // max(width, height))
+        return image.resize((width * factor, height * factor), resample=0) if factor > 1 else image
+
+    def _previewer_image(self, x0: torch.Tensor) -> tuple | None:
         try:
-            return self.previewer.decode_latent_to_preview_image("JPEG", sample)
+            kind, image, size = self.previewer.decode_latent_to_preview_image("JPEG", self._frame(x0))
+            return kind, self._enlarged(image), size
         except Exception:  # noqa: BLE001 - previews are optional
             return None
 
+    def _decoded_image(self, best: torch.Tensor) -> tuple | None:
+        from PIL import Image
+
+        try:
+            images = self.vae.decode(self.base_model.process_latent_out(self._frame(best).float()))
+            while images.dim() > 4:  # [1, T, H, W, 3]: the frame
+                images = images[:, images.shape[1] // 2]
+            pixels = (images[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            return "JPEG", self._enlarged(Image.fromarray(pixels)), latent_preview.MAX_PREVIEW_RESOLUTION
+        except Exception:  # noqa: BLE001 - previews are optional
+            return None
+
+    def _preview(self, event: es.SearchEvent) -> tuple | None:
+        if self.previewer is None:  # --preview-method none (ComfyUI's default): the user asked for no previews
+            return None
+        now = time.perf_counter()
+        best = event.best
+        if best is not None and best is not self.shown_best:
+            if self.taesd and now - self.last_preview >= self.interval:
+                self.shown_best, self.last_preview = best, now
+                return self._previewer_image(best)
+            if self.vae is not None and self.base_model is not None and now - self.last_decode >= self.decode_interval:
+                self.shown_best, self.last_preview, self.last_decode = best, now, now
+                return self._decoded_image(best)
+        if best is None and event.denoised is not None and now - self.last_preview >= self.interval:
+            self.last_preview = now
+            return self._previewer_image(event.denoised)
+        return None
+
     def __call__(self, event: es.SearchEvent) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
+        if self.observer is not None:
+            self.observer(event)
         total = max(event.total_nfe * self.latents, 1)
         if self.bar is None:
             self.bar = comfy.utils.ProgressBar(total)
-        preview = self._preview(event.best if event.best is not None else event.denoised)
-        self.bar.update_absolute(min(self.offset + event.nfe, total), total, preview)
+        self.bar.update_absolute(min(self.offset + event.nfe, total), total, self._preview(event))
 
 
 class SearchSampler(comfy.samplers.KSAMPLER):
@@ -242,6 +301,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         node: str = "EvoSearch Sampler",
         runs: RunLog | None = None,
         scoring_vae: object | None = None,
+        observer: Callable[[es.SearchEvent], None] | None = None,
     ) -> None:
         super().__init__(inner.sampler_function, inner.extra_options, inner.inpaint_options)
         self.inner = inner
@@ -253,6 +313,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         self.chunk_size = int(chunk_size)
         self.node = node
         self.runs = runs if runs is not None else RunLog()
+        self.observer = observer  #: also receives every search event (tools, benchmarks, tests)
 
     #: Largest automatic chunk: beyond it batching gains little, while one model call (the interrupt and progress
     #: granularity) grows long.
@@ -314,8 +375,10 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         shape = tuple(noise.shape[1:])
         batch = noise.shape[0]
         chunk = self._chunk_size(model_wrap, shape, max(schedule.population))
-        progress = _Progress(batch, model_wrap.model_patcher)
+        progress = _Progress(batch, model_wrap.model_patcher, self.scoring_vae or self.vae, base_model, self.observer)
         storage = comfy.model_management.intermediate_device()
+        experts = getattr(getattr(model_wrap, "owner", None), "evaluations", None)  # a TwoExpertGuider's counts
+        experts_before = dict(experts) if experts is not None else {}
         results: list[es.SearchResult] = []
         for b in range(batch):
             process = ComfyProcess(
@@ -350,6 +413,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
                 warnings=warnings,
                 sampler_name=results[0].sampler,
                 output=latent_fingerprint(output),
+                nfe_per_model={k: v - experts_before.get(k, 0) for k, v in (experts or {}).items()},
             )
         )
         if callback is not None:

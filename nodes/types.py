@@ -1,4 +1,4 @@
-"""The pack's custom socket types, declared once (style.md): any Python object flows through them."""
+"""The pack's custom socket types, declared once (docs/architecture.md): any Python object flows through them."""
 
 SCHEDULE = "EVOSEARCH_SCHEDULE"  #: evosearch.ScheduleSpec
 MUTATION = "EVOSEARCH_MUTATION"  #: evosearch.Mutation

@@ -1,4 +1,4 @@
-"""evosearch/ and rewards/ import torch and never ComfyUI: only nodes/ may (style.md, issue 2)."""
+"""evosearch/ and rewards/ import torch and never ComfyUI: only nodes/ may (docs/architecture.md, issue 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mutation and selection operators (method.md §3c-e)."""
+"""Mutation and selection operators (docs/method.md §3–4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schedules: validation messages, the NFE formula (method.md §4), presets and the budget planner."""
+"""Schedules: validation messages, the NFE formula (docs/method.md §5), presets and the budget planner."""
 
 from __future__ import annotations
 

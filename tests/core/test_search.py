@@ -125,7 +125,7 @@ def test_elites_are_never_lost_with_deterministic_rollouts():
 
 
 def test_children_restart_from_the_archived_pre_step_state():
-    """No off-by-one (method.md §7 B1): an elite child's first model call sees exactly the state its parent's
+    """No off-by-one (docs/method.md §9): an elite child's first model call sees exactly the state its parent's
     rollout fed to the same step."""
     seen: dict[int, list[torch.Tensor]] = {}
     step_of = {float(s): i for i, s in enumerate(SIGMAS)}
@@ -305,7 +305,7 @@ def test_report_is_json_friendly():
 
 
 def test_evosearch_beats_best_of_n_on_the_paper_toy():
-    """End to end on the paper's ring toy (method.md §6) at matched NFE, fixed seeds."""
+    """End to end on the paper's ring toy (docs/method.md §11) at matched NFE, fixed seeds."""
     process = es.KDiffusionProcess(GMM, ddpm_sigmas(50), sampler="ddpm")
     budget = 40 * 50
     evo, bon = es.Schedule.plan(budget, 50), es.Schedule.best_of_n(40)

@@ -188,3 +188,37 @@ def test_bad_input_is_named(key):
     if schedule.strategy_class.mutates:
         with pytest.raises(ValueError, match="elites=9"):
             es.search(process, ring_reward, (2,), schedule, elites=9)
+
+
+def test_the_worked_example_of_a_new_strategy(monkeypatch):
+    """docs/architecture.md's example strategy: one subclass and a registration make a working strategy."""
+    from evosearch.selection import elite_indices
+    from evosearch.strategies import registry
+    from evosearch.strategies.evosearch_x0 import ProxyGenerations
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_DEFAULT", dict(registry._DEFAULT))
+    monkeypatch.setattr(registry, "_PLANNING", dict(registry._PLANNING))
+
+    class Truncation(ProxyGenerations):
+        name = "truncation"
+        fitness = "x0"
+        title = "Truncation selection (x0 fitness)"
+
+        def next_states(self, g):
+            best = elite_indices(self.pool.rewards, self.schedule.population[g] // 2 + 1)
+            return self.pool.states(best).repeat(2, *[1] * len(self.context.shape))[: self.schedule.population[g]]
+
+        @classmethod
+        def needs_stochastic_from(cls, schedule):
+            return schedule.evolution_steps[0] if schedule.evolution_steps else None
+
+    es.register_strategy(Truncation)
+    assert "truncation" in es.strategy_names()
+    schedule = es.Schedule(evolution_steps=[5, 10], population=[8, 8, 8], strategy="truncation")
+    calls: list[int] = []
+    result = es.search(counting_process("ddpm", calls), ring_reward, (2,), schedule, seed=0, chunk_size=3)
+    assert result.nfe == sum(calls) == schedule.nfe(T) == 8 * T and result.reward_calls == 24
+    assert result.report()["strategy"] == "Truncation selection (x0 fitness)"
+    with pytest.raises(ValueError, match="already registered"):
+        es.register_strategy(Truncation)

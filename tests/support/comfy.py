@@ -1,4 +1,4 @@
-"""Boot ComfyUI in-process on the CPU and load this pack under a fixed package name (comfyui.md §7-8).
+"""Boot ComfyUI in-process on the CPU and load this pack under a fixed package name (docs/comfyui.md §7–8).
 
 Order matters: ComfyUI's root goes first on sys.path (so its top-level ``nodes`` module wins over this repo's
 ``nodes/`` package), ``args.cpu`` is set before ``comfy.model_management`` is imported, and ComfyUI's

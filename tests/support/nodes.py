@@ -1,4 +1,4 @@
-"""Calling the pack's V3 nodes directly (comfyui.md §2) and small helpers for host tests."""
+"""Calling the pack's V3 nodes directly (docs/comfyui.md §2) and small helpers for host tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tiny random-weight models of the real architectures, built with ComfyUI's own classes (comfyui.md §7).
+"""Tiny random-weight models of the real architectures, built with ComfyUI's own classes (docs/comfyui.md §7).
 
 Each builder returns a :class:`Tiny` bundle: a MODEL (ModelPatcher), positive/negative CONDITIONING, an empty LATENT
 maker and a tiny VAE whose decode gives IMAGE ``[B,H,W,3]`` (or video ``[B,T,H,W,3]`` for Wan). Weights are

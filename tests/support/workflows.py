@@ -1,6 +1,6 @@
 """Example-workflow plumbing for tests: UI → API conversion, tiny-loader swaps, in-process execution, a server.
 
-The UI → API converter follows the frontend's rules (comfyui.md §9): widget values are positional over a node's
+The UI → API converter follows the frontend's rules (docs/comfyui.md §9): widget values are positional over a node's
 widget inputs in ``INPUT_TYPES`` order (required, then optional), a widget with ``control_after_generate`` is
 followed by its mode value, links become ``[source_id, slot]``, frontend-only nodes (notes, reroutes) and
 muted/bypassed nodes are dropped.
