@@ -170,6 +170,10 @@ def _ltxv_vae(seed: int) -> object:
               "timestep_conditioning": False}  # fmt: skip
     small = ltx_vae.VideoVAE(config=config)
     _reinit(small, seed, scale=0.2)
+    stats = small.per_channel_statistics  # latent statistics: buffers a real file holds, allocated empty
+    with torch.no_grad():
+        stats.get_buffer("std-of-means").fill_(1.0)
+        stats.get_buffer("mean-of-means").zero_()
     sd = small.state_dict()
     return _detected_vae(sd, small, metadata={"config": json.dumps({"vae": config})})
 
@@ -285,6 +289,8 @@ def _build_new(name: str, seed: int) -> Tiny:
                "x_block_self_attn_layers": [0], "pos_embed_scaling_factor": None,
                "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 32, "out_features": 64}}}  # fmt: skip
         model = _model(sm.SD3, cfg, seed)
+        pos_embed = model.model.diffusion_model.pos_embed  # a buffer real files hold, allocated empty
+        pos_embed.copy_(0.02 * torch.randn(pos_embed.shape, generator=torch.Generator().manual_seed(seed + 7)))
         pooled = torch.randn((1, 32), generator=torch.Generator().manual_seed(3))
         return Tiny(name, model, _cond(_text(1, 6, 32), pooled_output=pooled),
                     _cond(_text(2, 6, 32), pooled_output=pooled * 0), _kl_vae(16, seed + 1), _latent_maker(16, 8))  # fmt: skip
