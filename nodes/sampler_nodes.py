@@ -11,6 +11,7 @@ import comfy.samplers
 from comfy_api.latest import io, ui
 
 from .. import evosearch as es
+from .compat import fix_empty_latent, strip_compression_keys
 from .report import population_latent, report_json, reward_plot
 from .search_sampler import NodeError, SearchRun, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
@@ -423,7 +424,7 @@ class EvoSearchKSampler(io.ComfyNode):
             raise NodeError(
                 cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
             )
-        latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
+        latent = fix_empty_latent(model, latent_image)
         check_latent_fits(cls.DISPLAY, model, latent)
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         run = SearchRun()
@@ -440,9 +441,9 @@ class EvoSearchKSampler(io.ComfyNode):
             model, noise, cfg, sampler, sigmas, positive, negative, latent,
             noise_mask=latent_image.get("noise_mask"), disable_pbar=True, seed=seed,
         )  # fmt: skip
-        best = {k: v for k, v in latent_image.items() if k != "samples"}
+        best = {k: v for k, v in strip_compression_keys(latent_image).items() if k != "samples"}
         best["samples"] = samples
-        population, scores = population_latent(run, latent_image)
+        population, scores = population_latent(run, strip_compression_keys(latent_image))
         return io.NodeOutput(best, population, scores, report_json(run), reward_plot(run))
 
 
