@@ -23,6 +23,7 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
+from .compat import as_scored_images
 from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
@@ -93,8 +94,7 @@ class DecodingReward:
         images = self.vae.decode(latent)
         decoded = time.perf_counter()
         self.decode_seconds += decoded - started
-        if images.dim() == 5 and images.shape[1] == 1 and x0.dim() == 4:
-            images = images[:, 0]
+        images = as_scored_images(images, self.base_model.latent_format, x0)
         if images.dim() == 5 and not reward_accepts_video(self.reward):
             raise NodeError(
                 self.node,
