@@ -23,7 +23,7 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
-from .compat import as_scored_images
+from .compat import as_scored_images, models_to_restore
 from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
@@ -191,7 +191,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         return max(1, min(fits, population))
 
     def _reloader(self, model_wrap: object) -> Callable[[], None]:
-        loaded = list(getattr(model_wrap, "loaded_models", []) or [])
+        loaded = models_to_restore(model_wrap)
 
         def reload() -> None:
             if loaded:
