@@ -23,7 +23,7 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
-from .compat import as_scored_images, models_to_restore
+from .compat import as_scored_images, free_memory, models_to_restore
 from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
@@ -184,7 +184,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         patcher = model_wrap.model_patcher
         try:
             per_item = float(patcher.model.memory_required([2, *shape]))  # cond + uncond of one individual
-            free = float(comfy.model_management.get_free_memory(patcher.load_device))
+            free = free_memory(patcher, patcher.load_device)
         except Exception:  # noqa: BLE001 - estimates are best effort; fall back to the cap
             return population
         fits = int(free * 0.8 // max(per_item, 1.0))
