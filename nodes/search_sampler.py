@@ -23,7 +23,7 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
-from .compat import as_scored_images, free_memory, models_to_restore
+from .compat import as_scored_images, free_memory, models_to_restore, preview_frame
 from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
@@ -132,9 +132,7 @@ class _Progress:
         if now - self.last_preview < self.interval:
             return None
         self.last_preview = now
-        sample = x0[:1]
-        if sample.dim() == 5:  # video: preview the middle frame
-            sample = sample[:, :, sample.shape[2] // 2]
+        sample = preview_frame(self.previewer, x0)  # video: the middle frame, in the layout the previewer takes
         try:
             return self.previewer.decode_latent_to_preview_image("JPEG", sample)
         except Exception:  # noqa: BLE001 - previews are optional
