@@ -23,13 +23,19 @@ import torch
 
 from .. import evosearch as es
 from .comfy_process import ComfyProcess, choose_stochastic_sampler
-from .compat import as_scored_images, free_memory, models_to_restore, preview_frame
+from .compat import as_scored_images, free_memory, ignores_initial_noise, models_to_restore, preview_frame
 from ..rewards.protocol import reward_traits
 from .reward_runtime import reward_accepts_video, score_images
 
 log = logging.getLogger("evosearch.comfy")
 
 __all__ = ["SearchSampler", "SearchRun", "DecodingReward", "NodeError"]
+
+#: Said when the model's sampling discards the initial noise (newer image-to-image flow samplings).
+IGNORED_NOISE_WARNING = (
+    "this model's sampling ignores the initial noise (an image-to-image flow), so the initial noises and their "
+    "mutations make no difference; only the sampler's own noise and intermediate generations vary the individuals"
+)
 
 
 class NodeError(ValueError):
@@ -215,6 +221,10 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         if choice.warning:
             log.warning("%s: %s", self.node, choice.warning)
             run.warnings.append(choice.warning)
+        if ignores_initial_noise(model_wrap.inner_model.model_sampling):
+            note = IGNORED_NOISE_WARNING
+            log.warning("%s: %s", self.node, note)
+            run.warnings.append(note)
         if self.vae is None:
             raise NodeError(self.node, "no VAE is connected: the reward scores decoded images; connect the model's VAE")
         if reward_traits(self.reward).batch_relative:
