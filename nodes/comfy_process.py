@@ -21,6 +21,7 @@ import comfy.samplers
 import torch
 
 from ..evosearch import DenoisingProcess, StepInfo
+from .compat import state_coefficients
 
 log = logging.getLogger("evosearch.comfy")
 
@@ -186,7 +187,11 @@ class ComfyProcess(DenoisingProcess):
         return self.model_sampling.noise_scaling(self.sigmas[0], noise, latent, self.max_denoise)
 
     def signal_scale(self, step: int) -> float:
-        return 1.0 - self._sigma_list[step] if self.flow else 1.0
+        return state_coefficients(self.model_sampling, self._sigma_list[step])[0]
+
+    def noise_scale(self, step: int) -> float:
+        """σ, or σ·s for a flow model whose ``noise_scaling`` scales the noise by s (newer ``noise_scale``)."""
+        return state_coefficients(self.model_sampling, self._sigma_list[step])[1]
 
     def step_noise_std(self, step: int) -> float:
         """σ_up of an ancestral step (eta, s_noise of the inner sampler); the rectified-flow form for CONST models."""
