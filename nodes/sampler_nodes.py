@@ -11,7 +11,7 @@ import comfy.samplers
 from comfy_api.latest import io, ui
 
 from .. import evosearch as es
-from .compat import fix_empty_latent, strip_compression_keys
+from .compat import fix_empty_latent, schema_extras, strip_compression_keys
 from .report import population_latent, report_json, reward_plot
 from .search_sampler import NodeError, SearchRun, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
@@ -293,6 +293,8 @@ class EvoSearchSampler(io.ComfyNode):
                 io.Int.Input("chunk_size", default=0, min=0, max=4096, tooltip=_CHUNK_TOOLTIP),
             ],
             outputs=[io.Sampler.Output(display_name="sampler"), io.Custom(RUN).Output(display_name="run")],
+            # its run output is filled by the sampling node downstream: never share it between two nodes
+            **schema_extras(not_idempotent=True, search_aliases=["evolutionary search", "best of n", "reward search"]),
         )
 
     @classmethod
