@@ -479,3 +479,37 @@ def test_models_to_restore_includes_the_diffusion_model(compat, tiny):
     assert any(m is extra for m in seen["restore"])
     doubled = types.SimpleNamespace(model_patcher=model, loaded_models=[extra, model, extra])
     assert compat.models_to_restore(doubled) == [model, extra]
+
+
+# ------------------------------------------------------------------------------------------------ the pack's use of them
+
+
+def test_sampler_node_schema_uses_newer_features(compat, monkeypatch):
+    """With the newer ``Schema`` (comfy_api/latest/_io.py@58a8a96c) the EvoSearch Sampler is ``not_idempotent``: its
+    ``run`` output is filled by the sampling node downstream, so two identical sampler nodes must not share one."""
+    from comfy_api.latest import io
+
+    sn = module("nodes.sampler_nodes")
+    monkeypatch.setattr(io, "Schema", NewerSchema)
+    schema = sn.EvoSearchSampler.define_schema()
+    assert isinstance(schema, NewerSchema) and schema.not_idempotent and "best of n" in schema.search_aliases
+    monkeypatch.undo()
+    assert sn.EvoSearchSampler.define_schema().node_id == "EvoSearchSampler"  # and v0.3.64's Schema still builds
+
+
+def test_process_redraw_coefficients_follow_the_noise_scale(compat):
+    """comfy/model_sampling.py@38a99a82: with ``noise_scale`` s the state is (1 − σ)·x0 + σ·s·ε; the process's
+    coefficients (what the re-draw mutation uses) must match its own initial state."""
+    import comfy.samplers
+
+    cp = module("nodes.comfy_process")
+    flow, const, *_ = newer_samplings()
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    for sampling, s in ((flow(const, noise_scale=0.7), 0.7), (flow(const), 1.0)):
+        wrap = types.SimpleNamespace(inner_model=types.SimpleNamespace(model_sampling=sampling))
+        process = cp.ComfyProcess(wrap, sigmas, comfy.samplers.ksampler("euler_ancestral"), {}, torch.zeros(1, 1),
+                                  torch.zeros(1, 1), None, True, stochastic=True)  # fmt: skip
+        assert process.signal_scale(1) == pytest.approx(0.5) and process.noise_scale(1) == pytest.approx(0.5 * s)
+        noise = torch.randn(3, 1, generator=torch.Generator().manual_seed(2))
+        assert process.noise_scale(0) == pytest.approx(s)  # σ_0 = 1: the state is pure (scaled) noise
+        assert torch.allclose(process.initial_state(noise), process.noise_scale(0) * noise)
