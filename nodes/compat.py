@@ -192,7 +192,9 @@ def server_flags(parser: Any | None = None) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- latents
 
 
-def fix_empty_latent(model: Any, latent: Mapping[str, Any], fix: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
+def fix_empty_latent(
+    model: Any, latent: Mapping[str, Any], fix: Callable[..., torch.Tensor] | None = None
+) -> torch.Tensor:
     """``comfy.sample.fix_empty_latent_channels`` of a LATENT dict, with the compression keys it carries if accepted.
 
     * v0.3.64: ``fix_empty_latent_channels(model, latent_image)`` fixes channels and adds a frame axis for 3-D
@@ -299,7 +301,7 @@ def flow_noise_scale(model_sampling: Any) -> float:
 def state_coefficients(model_sampling: Any, sigma: float) -> tuple[float, float]:
     """(α, c) of a state at ``sigma`` written x = α·x0 + c·ε, ε ~ N(0, I), for the re-draw mutation.
 
-    EPS / v-prediction (both versions): (1, σ). Flow (CONST): (1 − σ, σ) on v0.3.64 and (1 − σ, σ·s) newer, with
+    EPS / v-prediction (both versions): (1, σ). Flow (CONST): (1 − σ, σ) on v0.3.64, (1 − σ, σ·s) newer, with
     ``s`` from :func:`flow_noise_scale` (comfy/model_sampling.py@38a99a82). Flow ODE steps keep the s-scaled noise
     (x moves along x0 + σ/σ_prev·(x − x0)), so the same coefficients hold at every step.
     """

@@ -286,7 +286,7 @@ def test_server_flags_start_this_comfyui(compat):
 
 @pytest.fixture()
 def wan22_16x(tiny, monkeypatch):
-    """The tiny Wan 2.2 5B with the newer latent format's ``spacial_downscale_ratio = 16`` (latent_formats.py@9a9a69fd)."""
+    """Tiny Wan 2.2 5B with the newer latent format's ``spacial_downscale_ratio = 16`` (latent_formats.py@9a9a69fd)."""
     bundle = tiny("wan22_5b")
     monkeypatch.setattr(bundle.model.get_model_object("latent_format"), "spacial_downscale_ratio", 16, raising=False)
     return bundle
@@ -296,7 +296,7 @@ EMPTY_LATENT_IMAGE = {"samples": torch.zeros((1, 4, 8, 8)), "downscale_ratio_spa
 
 
 def test_fix_empty_latent_passes_the_compression_keys(compat, wan22_16x):
-    """nodes.py@5aabaf51: EmptyLatentImage emits ``downscale_ratio_spacial: 8``; the fix resizes it to Wan 2.2's 16×."""
+    """nodes.py@5aabaf51: EmptyLatentImage emits ``downscale_ratio_spacial: 8``; the fix resizes it to Wan 2.2's."""
     calls = []
 
     def spy(model, latent_image, downscale_ratio_spacial=None, downscale_ratio_temporal=None):
@@ -481,7 +481,7 @@ def test_models_to_restore_includes_the_diffusion_model(compat, tiny):
     assert compat.models_to_restore(doubled) == [model, extra]
 
 
-# ------------------------------------------------------------------------------------------------ the pack's use of them
+# ------------------------------------------------------------------------------------------------ the pack's use
 
 
 def test_sampler_node_schema_uses_newer_features(compat, monkeypatch):

@@ -1,4 +1,4 @@
-"""After each scoring round of a search, the models the guider had loaded — the diffusion model included — are put back.
+"""After each scoring round of a search, the models the guider had loaded, the diffusion model included, are put back.
 
 ComfyUI's guider loads ``[diffusion model] + additional models`` for sampling but keeps only the additional ones as
 ``model_wrap.loaded_models`` (comfy/sampler_helpers.py, v0.3.64 and newer). A reward with weights is loaded through
@@ -18,7 +18,7 @@ from support.nodes import module, run_node
 from support.tiny_models import build
 
 STEPS = 6
-SCHEDULE = dict(mode="custom", evolution_steps=(0, 3, 4), population=(4, 2, 2, 2))  # 4 scoring rounds, 3 with calls after
+SCHEDULE = dict(mode="custom", evolution_steps=(0, 3, 4), population=(4, 2, 2, 2))  # 4 scoring rounds
 
 
 class ModuleReward:

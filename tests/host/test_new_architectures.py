@@ -78,7 +78,8 @@ def counting(model: object) -> tuple[object, list[int]]:
     return clone, rows
 
 
-def ksampler(sn, bundle, reward, *, schedule, seed=3, chunk_size=0, model=None, latent=None, denoise=1.0, cfg=2.0):  # noqa: ANN001,E501
+def ksampler(sn, bundle, reward, *, schedule, seed=3, chunk_size=0, model=None, latent=None, denoise=1.0,
+             cfg=2.0):
     return run_node(
         sn.EvoSearchKSampler, model=model or bundle.model, positive=bundle.positive, negative=bundle.negative,
         latent_image=latent or bundle.empty_latent(1), reward=reward, seed=seed, steps=STEPS, cfg=cfg,
@@ -102,7 +103,8 @@ def test_shapes_nfe_and_chunk_invariance(pack, tiny, es, sn, arch):
         assert report["nfe"] == planned == 46, "the report's NFE is the planned budget"
         assert sum(seen) == 2 * planned, "each NFE is one cond + one uncond row through the diffusion model (cfg 2)"
         want_dims = 5 if bundle.video else 4
-        assert all(len(s) == want_dims for s in reward.shapes), f"{arch} is scored as {'video' if bundle.video else 'images'}"
+        kind = "videos" if bundle.video else "images"
+        assert all(len(s) == want_dims for s in reward.shapes), f"{arch} must be scored as {kind}"
     latent = bundle.empty_latent(1)["samples"]
     best, population, scores, *_ = runs[0]
     assert best["samples"].shape == latent.shape and torch.isfinite(best["samples"]).all()

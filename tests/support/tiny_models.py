@@ -146,7 +146,7 @@ def _wan22_vae(seed: int) -> object:
 
 
 def _hunyuan_video_vae(seed: int) -> object:
-    """The HunyuanVideo VAE (16 channels, 8× spatial, 4× temporal causal 3-D KL), selected by ``decoder.conv_in.conv``."""
+    """The HunyuanVideo VAE (16 channels, 8× spatial, 4× temporal, causal 3-D KL), selected by its conv_in key."""
     import comfy.ldm.models.autoencoder
     import comfy.sd
 
