@@ -24,6 +24,7 @@ import comfy.samplers
 import torch
 
 from .. import evosearch as es
+from .compat import state_coefficients
 
 log = logging.getLogger("evosearch.comfy")
 
@@ -131,7 +132,12 @@ class ComfyProcess(es.DenoisingProcess):
         return self.model_sampling.noise_scaling(self.sigmas[0], noise, latent, self.max_denoise)
 
     def signal_scale(self, step: int) -> float:
-        return 1.0 - self._sigma_list[step] if self.flow else 1.0
+        """α in x = α·x0 + σ·ε: 1, or 1 − σ for flow models."""
+        return state_coefficients(self.model_sampling, self._sigma_list[step])[0]
+
+    def noise_scale(self, step: int) -> float:
+        """σ, or σ·s for a flow model whose ``noise_scaling`` scales the noise by s (newer ``noise_scale``)."""
+        return state_coefficients(self.model_sampling, self._sigma_list[step])[1]
 
     def sample(self, x, start, noise_sampler, monitor, *, denoiser=None):  # noqa: ANN001 - DenoisingProcess.sample
         batch = x.shape[0]

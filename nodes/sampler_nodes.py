@@ -13,33 +13,13 @@ import torch
 from comfy_api.latest import io, ui
 
 from .. import evosearch as es
+from .compat import fix_empty_latent, schema_extras, strip_compression_keys
 from .experts import WAN22_BOUNDARY, make_guider
 from .report import population_latent, report_json, reward_plot
 from .search_sampler import NodeError, RunLog, RunRecord, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
 
 CATEGORY = "sampling/evosearch"
-
-
-def schema_extras(**features: object) -> dict[str, object]:
-    """The newer ``io.Schema`` fields among ``features`` that the installed ComfyUI knows (0.3.64 has none of
-    ``not_idempotent``, ``search_aliases``, …); the others are dropped."""
-    fields = getattr(io.Schema, "__dataclass_fields__", {})
-    return {k: v for k, v in features.items() if k in fields}
-
-
-PAPER = "EvoSearch (He et al. 2025, arXiv 2505.17618)"
-
-_SAMPLER_TOOLTIP = (
-    "The stochastic sampler each individual runs (euler_ancestral, ddpm, dpmpp_2m_sde, er_sde, …). A deterministic "
-    "one (euler, dpmpp_2m, heun, flow ODE samplers) works for Best-of-N and x_T-only schedules; when the schedule "
-    "evolves intermediate steps it is swapped for its stochastic counterpart (euler → euler_ancestral, dpmpp_2m → "
-    "dpmpp_2m_sde, otherwise euler_ancestral) with a warning in the log and the report."
-)
-_CHUNK_TOOLTIP = (
-    "Most individuals per model call. 0 = automatic: what fits in free memory, at most 16. Results do not depend "
-    "on it (each individual has its own noise streams); an out-of-memory error halves it and retries."
-)
 
 
 _SCORING_VAE_TOOLTIP = (
@@ -363,7 +343,8 @@ class EvoSearchSampler(io.ComfyNode):
                     "SamplerCustomAdvanced returned to get its population, scores, report and plot.",
                 ),
             ],
-            **schema_extras(not_idempotent=True),  # its run log is filled by the sampling nodes that use it
+            # its run log is filled by the sampling nodes downstream: never share it between two identical nodes
+            **schema_extras(not_idempotent=True, search_aliases=["evolutionary search", "best of n", "reward search"]),
         )
 
     @classmethod
@@ -520,7 +501,7 @@ class EvoSearchKSampler(io.ComfyNode):
             raise NodeError(
                 cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
             )
-        latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
+        latent = fix_empty_latent(model, latent_image)
         check_latent_fits(cls.DISPLAY, model, latent)
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         inner = _inner_sampler(sampler_name, None)
@@ -546,11 +527,11 @@ class EvoSearchKSampler(io.ComfyNode):
             samples = guider.sample(noise, latent, sampler, sigmas, denoise_mask=latent_image.get("noise_mask"),
                                     disable_pbar=True, seed=seed)  # fmt: skip
             samples = samples.to(comfy.model_management.intermediate_device())
-        best = {k: v for k, v in latent_image.items() if k != "samples"}
+        best = {k: v for k, v in strip_compression_keys(latent_image).items() if k != "samples"}
         best["samples"] = samples
         run = sampler.runs.last
         assert run is not None
-        population, scores = population_latent(run, latent_image)
+        population, scores = population_latent(run, strip_compression_keys(latent_image))
         return io.NodeOutput(
             best, population, scores, report_json(run), reward_plot(run), ui=ui.PreviewText(run.summary())
         )

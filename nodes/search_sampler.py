@@ -29,11 +29,19 @@ import torch
 from .. import evosearch as es
 from ..rewards.protocol import reward_traits
 from .comfy_process import ComfyProcess
+from .compat import as_scored_images, free_memory, ignores_initial_noise, models_to_restore, preview_frame
 from .reward_runtime import reward_accepts_video, score_images
 
 log = logging.getLogger("evosearch.comfy")
 
 __all__ = ["DecodingReward", "NodeError", "RunLog", "RunRecord", "SearchSampler", "latent_fingerprint"]
+
+
+#: Said when the model's sampling discards the initial noise (newer image-to-image flow samplings).
+IGNORED_NOISE_WARNING = (
+    "this model's sampling ignores the initial noise (an image-to-image flow), so the initial noises and their "
+    "mutations make no difference; only the sampler's own noise and intermediate generations vary the individuals"
+)
 
 
 class NodeError(ValueError):
@@ -160,8 +168,7 @@ class DecodingReward:
         images = self.vae.decode(latent)
         decoded = time.perf_counter()
         self.decode_seconds += decoded - started
-        if images.dim() == 5 and images.shape[1] == 1 and x0.dim() == 4:
-            images = images[:, 0]
+        images = as_scored_images(images, self.base_model.latent_format, x0)
         if images.dim() == 5 and not reward_accepts_video(self.reward):
             raise NodeError(
                 self.node,
@@ -176,16 +183,6 @@ class DecodingReward:
             self.reward_seconds += time.perf_counter() - decoded
             self.reload()
         return scores.float().cpu()
-
-
-def models_to_restore(model_wrap: object) -> list[object]:
-    """What the guider had loaded for sampling: the diffusion model's patcher, then ComfyUI's additional models
-    (``model_wrap.loaded_models`` holds only the latter), without duplicates."""
-    out: list[object] = []
-    for patcher in [getattr(model_wrap, "model_patcher", None), *(getattr(model_wrap, "loaded_models", None) or [])]:
-        if patcher is not None and all(patcher is not p for p in out):
-            out.append(patcher)
-    return out
 
 
 class _Progress:
@@ -221,14 +218,9 @@ class _Progress:
         self.last_preview = self.last_decode = float("-inf")
         self.shown_best: torch.Tensor | None = None
 
-    @staticmethod
-    def _frame(x0: torch.Tensor) -> torch.Tensor:
-        """One sample, keeping a video latent 5-D (its middle frame): video previewers expect 5-D latents."""
-        sample = x0[:1]
-        if sample.dim() == 5:
-            middle = sample.shape[2] // 2
-            sample = sample[:, :, middle : middle + 1]
-        return sample
+    def _frame(self, x0: torch.Tensor) -> torch.Tensor:
+        """One sample (a video's middle frame) in the layout the previewer takes (video previewers want 5-D)."""
+        return preview_frame(self.previewer, x0)
 
     @staticmethod
     def _enlarged(image: object) -> object:
@@ -248,7 +240,8 @@ class _Progress:
         from PIL import Image
 
         try:
-            images = self.vae.decode(self.base_model.process_latent_out(self._frame(best).float()))
+            sample = best[:1] if best.dim() < 5 else best[:1, :, best.shape[2] // 2 : best.shape[2] // 2 + 1]
+            images = self.vae.decode(self.base_model.process_latent_out(sample.float()))
             while images.dim() > 4:  # [1, T, H, W, 3]: the frame
                 images = images[:, images.shape[1] // 2]
             pixels = (images[0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
@@ -328,7 +321,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         patcher = model_wrap.model_patcher
         try:
             per_item = float(patcher.model.memory_required([2, *shape]))  # cond + uncond of one individual
-            free = float(comfy.model_management.get_free_memory(patcher.load_device))
+            free = free_memory(patcher, patcher.load_device)
         except Exception:  # noqa: BLE001 - estimates are best effort; fall back to the cap
             return population
         fits = int(free * 0.8 // max(per_item, 1.0))
@@ -364,6 +357,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         except ValueError as e:
             raise NodeError(self.node, f"{e} (the sampler runs {steps} steps)") from None
         self._check_inputs()
+        ignored_noise = ignores_initial_noise(model_wrap.inner_model.model_sampling)
         if latent_image is None:
             latent_image = torch.zeros_like(noise)
         seed = int(extra_args.get("seed", 0) or 0)
@@ -398,7 +392,8 @@ class SearchSampler(comfy.samplers.KSAMPLER):
             results.append(result)
             progress.offset += result.nfe
         best = torch.cat([r.best.to(noise.device) for r in results])
-        warnings = tuple(dict.fromkeys(w for r in results for w in r.warnings))
+        warnings = tuple(dict.fromkeys([*(w for r in results for w in r.warnings),
+                                        *([IGNORED_NOISE_WARNING] if ignored_noise else [])]))  # fmt: skip
         for warning in warnings:
             log.warning("%s: %s", self.node, warning)
         output = base_model.process_latent_out(best.to(torch.float32)).to(comfy.model_management.intermediate_device())

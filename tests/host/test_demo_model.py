@@ -7,6 +7,7 @@ import importlib
 
 import pytest
 import torch
+from support.nodes import clone_node
 
 #: Measured on the shipped weights with the recommended settings (dpmpp_2m_sde, karras, 20 steps, cfg 1): 0.755 of
 #: 2,048 samples are recognised with p > 0.9 (assets/demo/README.md). The test draws 64; 0.55 is ~3.7 s.e. below.
@@ -23,7 +24,7 @@ def demo(pack):
 @pytest.fixture(scope="module")
 def outputs(demo):
     demo_nodes, _ = demo
-    node = demo_nodes.EvoSearchDemoModel.PREPARE_CLASS_CLONE({"unique_id": "1"})
+    node = clone_node(demo_nodes.EvoSearchDemoModel, "1")
     return node.execute(batch_size=64, target_digit=3, reward_kind="digit").result
 
 
@@ -127,14 +128,14 @@ def test_reward_follows_the_protocol_on_decoded_samples(outputs, sampled):
 @pytest.mark.parametrize("kind", ["digit_bold", "digit_thin"])
 def test_reward_kinds_come_from_the_widgets(demo, kind):
     demo_nodes, _ = demo
-    node = demo_nodes.EvoSearchDemoModel.PREPARE_CLASS_CLONE({"unique_id": "2"})
+    node = clone_node(demo_nodes.EvoSearchDemoModel, "2")
     reward = node.execute(batch_size=2, target_digit=8, reward_kind=kind).result[5]
     assert reward.kind == kind and reward.target == 8 and reward.band is not None
 
 
 def test_bad_widget_values_name_the_node(demo):
     demo_nodes, _ = demo
-    node = demo_nodes.EvoSearchDemoModel.PREPARE_CLASS_CLONE({"unique_id": "3"})
+    node = clone_node(demo_nodes.EvoSearchDemoModel, "3")
     with pytest.raises(ValueError, match="EvoSearch Demo Model: reward_kind"):
         node.execute(batch_size=1, target_digit=3, reward_kind="nope")
     with pytest.raises(ValueError, match="EvoSearch Demo Model: target_digit"):
@@ -159,7 +160,7 @@ def test_sampler_path_searches_the_demo_model(outputs):
     one = {"samples": latent["samples"][:1]}
     spec = es.ScheduleSpec(budget=5, fitness="x0")
     sampler, run = (
-        sn.EvoSearchSampler.PREPARE_CLASS_CLONE({"unique_id": "4"})
+        clone_node(sn.EvoSearchSampler, "4")
         .execute(reward=reward, sampler_name="dpmpp_2m_sde", chunk_size=0, vae=vae, schedule=spec)
         .result
     )
@@ -174,7 +175,7 @@ def test_sampler_path_searches_the_demo_model(outputs):
             outputs[name], _ = custom.SamplerCustomAdvanced().sample(noise, guider, chosen, sigmas, one)
             (image,) = nodes.VAEDecode().decode(vae, outputs[name])
             scores.append(float(reward.score(image)[0]))
-        results = sn.EvoSearchResults.PREPARE_CLASS_CLONE({"unique_id": "5"}).execute(run=run, latent=outputs["search"])
+        results = clone_node(sn.EvoSearchResults, "5").execute(run=run, latent=outputs["search"])
         report = json.loads(results.result[2])
         assert report["nfe"] == 100 and report["searches"][0]["seed"] == seed
         assert abs(report["best_rewards"][0] - searched[-1]) < 1e-3, "the returned latent is the best scored"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from support import reward_fixtures as rf
+from support.nodes import clone_node, module
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def rewards_dir(pack, tmp_path_factory):
 
 
 def run(node, **inputs):
-    return node.PREPARE_CLASS_CLONE({"unique_id": "1"}).execute(**inputs)
+    return clone_node(node).execute(**inputs)
 
 
 def load(rn, kind, prompt="a red apple", **extra):
@@ -310,7 +311,7 @@ def test_nodes_through_the_executor(pack, rn, rewards_dir):
     }
     valid = asyncio.run(execution.validate_prompt("p1", prompt, None))
     assert valid[0], valid
-    executor = execution.PromptExecutor(Server(), cache_type=execution.CacheType.CLASSIC)
+    executor = module("nodes.compat").make_prompt_executor(Server(), "CLASSIC")
     executor.execute(prompt, "p1", {}, valid[2])
     assert executor.success, executor.status_messages
     table = executor.history_result["outputs"]["7"]["text"][0]

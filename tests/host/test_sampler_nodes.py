@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from support.nodes import module, per_row_model, run_node
+from support.nodes import clone_node, module, per_row_model, run_node
 from support.tiny_models import ARCHITECTURES, build
 
 STEPS = 6
@@ -270,7 +270,7 @@ def test_schedule_node_parses_previews_and_rejects(pack, es, sn):
     spec, = run_node(sn.EvoSearchSchedule, mode="preset_sd21", strategy="evosearch", budget=10.0, evolution_steps="",
                      population="", steps=50, potential="max", lam=10.0)  # fmt: skip
     assert spec.resolve(50) == es.Schedule.preset("sd21")
-    out = sn.EvoSearchSchedule.PREPARE_CLASS_CLONE({"unique_id": "1"}).execute(
+    out = clone_node(sn.EvoSearchSchedule, "1").execute(
         mode="budget_multiple", strategy="best_of_n", budget=30.0, evolution_steps="", population="", steps=20,
         potential="max", lam=10.0)  # fmt: skip
     text = json.dumps(out.ui.as_dict()) if hasattr(out.ui, "as_dict") else str(out.ui)

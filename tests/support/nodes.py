@@ -15,9 +15,15 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"{PACK_NAME}.{name}")
 
 
+def clone_node(node_cls: type, unique_id: str = "1") -> type:
+    """The class clone ComfyUI executes a V3 node on, with its hidden ``UNIQUE_ID`` set (through the pack's compat
+    layer, so the old and the newer ``PREPARE_CLASS_CLONE`` both work)."""
+    return module("nodes.compat").prepare_node_clone(node_cls, {"UNIQUE_ID": unique_id})
+
+
 def run_node(node_cls: type, **inputs: object) -> tuple:
     """Execute a V3 node the way ComfyUI does (a prepared class clone) and return its outputs tuple."""
-    out = node_cls.PREPARE_CLASS_CLONE({"unique_id": "1"}).execute(**inputs)
+    out = clone_node(node_cls).execute(**inputs)
     return out.result
 
 

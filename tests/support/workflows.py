@@ -153,11 +153,11 @@ class InProcessComfy:
             assert required in nodes.NODE_CLASS_MAPPINGS, f"{required} did not load"
 
     def __init__(self, root: Path) -> None:
-        import execution
+        from .nodes import module
 
         self.ensure_nodes(root)
         self.server = _StubServer()
-        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+        self.executor = module("nodes.compat").make_prompt_executor(self.server, "CLASSIC")
 
     def validate(self, graph: dict) -> tuple[bool, object, list, dict]:
         import execution
@@ -175,8 +175,9 @@ class InProcessComfy:
 
     def output(self, node_id: str) -> object:
         """The cached outputs of a node after :meth:`run`."""
-        entry = self.executor.caches.outputs.get(node_id)
-        return entry.outputs if hasattr(entry, "outputs") else entry
+        from .nodes import module
+
+        return module("nodes.compat").cached_node_outputs(self.executor, node_id)
 
 
 def free_port() -> int:
@@ -197,11 +198,19 @@ class ComfyServer:
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--extra-model-paths-config", str(config), "--output-directory", str(root / "output"),
                "--temp-directory", str(root / "temp"), "--database-url", "sqlite:///:memory:",
-               "--disable-auto-launch"]  # fmt: skip
+               "--disable-auto-launch", *self.compat_flags()]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(cmd, cwd=comfy_path, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         self.root = root
+
+    @staticmethod
+    def compat_flags() -> list[str]:
+        """Start flags only some ComfyUI releases have (``--disable-assets``), as the pack's compat layer reads them
+        from ComfyUI's own argument parser."""
+        from .nodes import module
+
+        return module("nodes.compat").server_flags()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
