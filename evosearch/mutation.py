@@ -75,6 +75,9 @@ class Mutation:
         tournament: contestants per tournament: a number ≥ 1 (1 = uniform random parents), or a fraction in (0, 1) of
             the pool (the official code uses ⌊0.9·|pool|⌋, which picks the pool's best ~88% of the time).
         elite_fraction: used when ``elites`` is ``None``.
+        max_share: most of a generation's tournament winners one parent may be (1 = no limit). Below 1 selection
+            keeps several lineages alive, so the final population holds distinct options instead of one parent's
+            near-copies (docs/method.md §4).
     """
 
     beta: float = 0.3
@@ -83,6 +86,7 @@ class Mutation:
     elites: int | None = None
     tournament: float = 0.9
     elite_fraction: float = 0.2
+    max_share: float = 1.0
 
     def __post_init__(self) -> None:
         _check_beta("beta", self.beta)
@@ -102,6 +106,11 @@ class Mutation:
             raise ValueError(f"tournament sizes >= 1 must be whole numbers, got {self.tournament}")
         if not 0 <= self.elite_fraction <= 1:
             raise ValueError(f"elite_fraction must be in [0, 1], got {self.elite_fraction}")
+        if not 0 < self.max_share <= 1:
+            raise ValueError(
+                f"max_share (the most of a generation's parents one pool member may be) must be in (0, 1], got "
+                f"{self.max_share}"
+            )
 
     @classmethod
     def official(cls, preset: str = "sd21") -> Mutation:
@@ -134,6 +143,12 @@ class Mutation:
             return int(self.tournament)
         return max(1, min(pool, math.floor(self.tournament * pool)))
 
+    def max_wins_for(self, tournaments: int) -> int | None:
+        """How many of ``tournaments`` one pool member may win (``None``: no limit)."""
+        if self.max_share >= 1 or tournaments <= 0:
+            return None
+        return max(1, math.ceil(self.max_share * tournaments))
+
     def to_dict(self) -> dict[str, object]:
         return {
             "beta": self.beta,
@@ -142,4 +157,5 @@ class Mutation:
             "elites": self.elites,
             "tournament": self.tournament,
             "elite_fraction": self.elite_fraction,
+            "max_share": self.max_share,
         }

@@ -24,14 +24,18 @@ from .selection import rank_key
 __all__ = ["SelectionPool", "keep_for"]
 
 
-def keep_for(size: int, elites: int, tournament: int | None, tournaments: int) -> int | None:
+def keep_for(
+    size: int, elites: int, tournament: int | None, tournaments: int, max_wins: int | None = None
+) -> int | None:
     """How many members of a pool of ``size`` a selection can choose from: ``None`` for all (e.g. multinomial
-    resampling, ``tournament=None``); else max(elites, size − tournament + 1) when there are tournaments."""
+    resampling, ``tournament=None``); else max(elites, size − tournament + 1) when there are tournaments, plus one
+    per member that a ``max_wins`` cap can take out of the tournaments (then tournaments draw among fewer)."""
     if tournament is None:
         return None
     if tournaments <= 0:
         return min(size, max(elites, 0))
-    return min(size, max(elites, size - int(tournament) + 1))
+    capped = 0 if max_wins is None else -(-tournaments // max_wins)
+    return min(size, max(elites, size - int(tournament) + 1) + capped)
 
 
 class SelectionPool:

@@ -24,21 +24,38 @@ def elite_indices(rewards: torch.Tensor, m: int) -> torch.Tensor:
     return order[:m]
 
 
-def tournament_select(rewards: torch.Tensor, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+def tournament_select(
+    rewards: torch.Tensor, n: int, size: int, generator: torch.Generator, *, max_wins: int | None = None
+) -> torch.Tensor:
     """``n`` winners of independent tournaments, each among ``size`` distinct pool members drawn uniformly.
 
-    Ties inside a tournament go to the contestant drawn first.
+    Ties inside a tournament go to the contestant drawn first. ``max_wins`` caps how many tournaments one member may
+    win (a diversity-preserving selection: no parent gets more than that many children); capped members stop
+    entering tournaments, which are then drawn among the others (of ``size`` members while enough remain).
     """
     pool = rewards.numel()
     if not 1 <= size <= pool:
         raise ValueError(f"tournament size {size} must be in [1, {pool}] (the pool holds {pool} individuals)")
     if n <= 0:
         return torch.empty(0, dtype=torch.long)
-    # A random permutation per tournament; its first `size` entries are the contestants.
-    contestants = torch.rand((n, pool), generator=generator).argsort(dim=1)[:, :size]
-    scores = rank_key(rewards)[contestants]
-    winner_pos = scores.argmax(dim=1)
-    return contestants.gather(1, winner_pos[:, None])[:, 0]
+    # A random permutation per tournament; its first `size` (eligible) entries are the contestants.
+    orders = torch.rand((n, pool), generator=generator).argsort(dim=1)
+    key = rank_key(rewards)
+    if max_wins is None or max_wins >= n:
+        contestants = orders[:, :size]
+        winner_pos = key[contestants].argmax(dim=1)
+        return contestants.gather(1, winner_pos[:, None])[:, 0]
+    wins = torch.zeros(pool, dtype=torch.long)
+    winners = []
+    for order in orders:
+        eligible = order[wins[order] < max_wins]
+        if eligible.numel() == 0:  # every member at its cap: the cap cannot hold, draw from all
+            eligible = order
+        contestants = eligible[:size]
+        winner = contestants[int(key[contestants].argmax())]
+        wins[winner] += 1
+        winners.append(winner)
+    return torch.stack(winners)
 
 
 def fk_potential(

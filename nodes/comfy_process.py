@@ -72,6 +72,11 @@ class _ModelK(comfy.samplers.KSamplerX0Inpaint):
         self.monitor.before_eval(x, sigma)
         if self.denoiser is not None:
             out = self.denoiser(x, sigma)
+            # CFG++ samplers read the unconditional prediction through post-CFG hooks: feed them the stand-in's
+            for fn in model_options.get("sampler_post_cfg_function", []):
+                out = fn({"denoised": out, "cond": None, "uncond": None, "cond_scale": 1.0, "model": self.inner_model,
+                          "uncond_denoised": out, "cond_denoised": out, "sigma": sigma, "model_options": model_options,
+                          "input": x})  # fmt: skip
         else:
             out = super().__call__(x, sigma, denoise_mask, model_options=model_options, seed=seed)
         self.monitor.after_eval(int(x.shape[0]))

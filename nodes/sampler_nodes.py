@@ -20,6 +20,19 @@ from .search_sampler import NodeError, RunLog, RunRecord, SearchSampler
 from .types import MUTATION, REWARD, RUN, SCHEDULE
 
 CATEGORY = "sampling/evosearch"
+PAPER = "EvoSearch (He et al. 2025, arXiv 2505.17618)"
+
+_SAMPLER_TOOLTIP = (
+    "The sampler each individual runs (euler_ancestral, ddpm, dpmpp_2m_sde, er_sde, …). Any sampler works for "
+    "Best-of-N and x_T-only schedules. When the schedule evolves intermediate steps it must inject noise: the search "
+    "measures that, and runs a deterministic one (euler, dpmpp_2m, heun, flow ODE samplers) as its stochastic "
+    "counterpart (euler → euler_ancestral, dpmpp_2m → dpmpp_2m_sde, eta 0 → eta 1, otherwise euler_ancestral), with "
+    "a warning on the node and in the report."
+)
+_CHUNK_TOOLTIP = (
+    "Most individuals per model call. 0 = automatic: what fits in free memory, at most 16. Results do not depend "
+    "on it (each individual has its own noise streams); an out-of-memory error halves it and retries."
+)
 
 
 _SCORING_VAE_TOOLTIP = (

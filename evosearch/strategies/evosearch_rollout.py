@@ -57,7 +57,9 @@ def evolve(
     rewards = pool.rewards
     m = mutation.elites_for(k)
     elites = elite_indices(rewards, m)
-    parents = tournament_select(rewards, k - m, mutation.tournament_for(len(pool)), context.selector(index))
+    parents = tournament_select(
+        rewards, k - m, mutation.tournament_for(len(pool)), context.selector(index), max_wins=mutation.max_wins_for(k - m)
+    )
     mutated = context.mutate(mutation, step, pool.states(parents), pool.denoised(parents), generation, m)
     return torch.cat([pool.states(elites), mutated])
 
@@ -67,7 +69,7 @@ def pool_keep(schedule: Schedule, mutation: Mutation, pools: Sequence[int]) -> l
     out: list[int | None] = []
     for k, size in zip(schedule.population[1:], pools):
         m = mutation.elites_for(k)
-        out.append(keep_for(size, m, mutation.tournament_for(size), k - m))
+        out.append(keep_for(size, m, mutation.tournament_for(size), k - m, mutation.max_wins_for(k - m)))
     return out
 
 
