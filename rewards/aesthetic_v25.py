@@ -38,7 +38,15 @@ from .preprocess import normalize, resize_square, to_nchw
 from .protocol import check_images, prompt_list
 from .weights import load_into, meta_module, module_device_dtype, read_hf_folder, read_state_dict
 
-__all__ = ["AestheticV25", "ScoringHead", "load_aesthetic_v25", "load_siglip_vision", "BACKBONE", "SOURCE"]
+__all__ = [
+    "AestheticV25",
+    "ScoringHead",
+    "load_aesthetic_v25",
+    "load_siglip_vision",
+    "siglip_vision_state",
+    "BACKBONE",
+    "SOURCE",
+]
 
 log = logging.getLogger("evosearch.rewards")
 
@@ -119,9 +127,22 @@ def load_siglip_vision(folder: str | Path, dtype: torch.dtype = torch.float32) -
     log.info("loading SigLIP vision tower %s (%s)", folder, dtype)
     model = meta_module(lambda: SiglipVisionModel(config))
     return load_into(
-        model, sd, who=f"SigLIP ({folder})", expected=f"Expected {BACKBONE}/ from {SOURCE}.", dtype=dtype,
+        model,
+        siglip_vision_state(sd, model),
+        who=f"SigLIP ({folder})",
+        expected=f"Expected {BACKBONE}/ from {SOURCE}.",
+        dtype=dtype,
         ignore=_IGNORED,
     )
+
+
+def siglip_vision_state(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Checkpoint keys (``vision_model.*`` of a ``SiglipModel`` file) → the keys of this transformers version's
+    ``SiglipVisionModel`` (flat in 5.x, under ``vision_model.`` in 4.x); other keys pass through (to be ignored)."""
+    nested = any(k.startswith("vision_model.") for k in model.state_dict())
+    if nested:
+        return dict(sd)
+    return {k.removeprefix("vision_model."): v for k, v in sd.items()}
 
 
 def _preprocessing(folder: Path, image_size: int) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
