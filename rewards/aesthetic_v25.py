@@ -156,7 +156,9 @@ def _preprocessing(folder: Path, image_size: int) -> tuple[int, tuple[float, ...
 def _backbone_dir(path: Path, roots: Sequence[Path], backbone: str | None) -> Path:
     name = backbone or BACKBONE
     direct = Path(name).expanduser()
-    candidates = [direct] if direct.is_absolute() else [path.parent / name, *(r / "aesthetic_v25" / name for r in roots)]
+    candidates = (
+        [direct] if direct.is_absolute() else [path.parent / name, *(r / "aesthetic_v25" / name for r in roots)]
+    )
     for c in candidates:
         if (c / "config.json").is_file():
             return c

@@ -81,7 +81,7 @@ def read_vlm_config(folder: Path, who: str, source: str) -> Any:
 
 
 def vlm_model(config: Any) -> torch.nn.Module:
-    """``Qwen2VLModel(config)`` or ``Qwen2_5_VLModel(config)`` (build it inside :func:`~rewards.weights.meta_module`)."""
+    """``Qwen2VLModel(config)`` or ``Qwen2_5_VLModel(config)`` (build it inside :func:`rewards.weights.meta_module`)."""
     import transformers
 
     return getattr(transformers, MODEL_TYPES[config.model_type])(config)

@@ -54,7 +54,9 @@ def split_conjunctions(prompt: str) -> list[str]:
     return merged or [prompt.strip()]
 
 
-def questions_for(prompt: str, *, template: str = DEFAULT_TEMPLATE, questions: str = "", split: str = "none") -> list[str]:
+def questions_for(
+    prompt: str, *, template: str = DEFAULT_TEMPLATE, questions: str = "", split: str = "none"
+) -> list[str]:
     """The questions asked for ``prompt``: explicit ``questions`` lines if any, else the prompt (split or whole) put
     into ``template``."""
     template = check_template(template)

@@ -84,7 +84,7 @@ def test_prompt_is_ignored_and_head_is_fp32(release, gen):
 
 
 def test_real_head_file_loads(tmp_path):
-    """The published aesthetic_predictor_v2_5.pth (bf16 state dict, 2.6 MB), if EVOSEARCH_AESTHETIC_V25_HEAD names it."""
+    """The published aesthetic_predictor_v2_5.pth (bf16 state dict), if EVOSEARCH_AESTHETIC_V25_HEAD names a copy."""
     if not REAL_HEAD or not Path(REAL_HEAD).is_file():
         pytest.skip("set EVOSEARCH_AESTHETIC_V25_HEAD to a copy of aesthetic_predictor_v2_5.pth to check the real head")
     from rewards.aesthetic_v25 import _load_head
@@ -134,14 +134,19 @@ def test_wrong_head_files(release, tmp_path, gen):
 def test_full_size_layout_maps_key_for_key():
     """google/siglip-so400m-patch14-384's vision keys map onto SiglipVisionModel (meta), text keys are dropped, and
     the head file's layout gives 1152→1024→128→64→16→1."""
-    from transformers import SiglipVisionConfig, SiglipVisionModel
-
-    from rewards.aesthetic_v25 import ScoringHead, _head_dims, _IGNORED, siglip_vision_state
-    from rewards.weights import meta_module
     import re
 
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    from rewards.aesthetic_v25 import _IGNORED, ScoringHead, _head_dims, siglip_vision_state
+    from rewards.weights import meta_module
+
     config = SiglipVisionConfig(
-        hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16, image_size=384,
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        image_size=384,
         patch_size=14,
     )
     model = meta_module(lambda: SiglipVisionModel(config))

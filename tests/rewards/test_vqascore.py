@@ -133,7 +133,9 @@ def test_multi_token_answer_is_teacher_forced(folder, gen):
     images = _quantised(gen, 1, 56, 84)
     processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
     model = vlm_reference._model_class(folder).from_pretrained(folder, local_files_only=True, dtype=torch.float32)
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DEFAULT_TEMPLATE.format("x")}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DEFAULT_TEMPLATE.format("x")}]}
+    ]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "Yes No"
     u8 = (images[0] * 255).round().to(torch.uint8).permute(2, 0, 1)
     inputs = processor(text=[text], images=[u8], return_tensors="pt", do_resize=False)

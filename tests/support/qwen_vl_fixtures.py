@@ -288,7 +288,10 @@ def _qwen2_lm(sd: dict, hidden: int, inter: int, layers: int, kv: int, head_dim:
         b = f"model.layers.{i}."
         _put(sd, b + "self_attn.q_proj.weight", hidden, hidden), _put(sd, b + "self_attn.q_proj.bias", hidden)
         for p in ("k_proj", "v_proj"):
-            _put(sd, b + f"self_attn.{p}.weight", kv * head_dim, hidden), _put(sd, b + f"self_attn.{p}.bias", kv * head_dim)
+            (
+                _put(sd, b + f"self_attn.{p}.weight", kv * head_dim, hidden),
+                _put(sd, b + f"self_attn.{p}.bias", kv * head_dim),
+            )
         _put(sd, b + "self_attn.o_proj.weight", hidden, hidden)
         _put(sd, b + "mlp.gate_proj.weight", inter, hidden), _put(sd, b + "mlp.up_proj.weight", inter, hidden)
         _put(sd, b + "mlp.down_proj.weight", hidden, inter)
@@ -299,7 +302,12 @@ def _qwen2_lm(sd: dict, hidden: int, inter: int, layers: int, kv: int, head_dim:
 
 
 def full_qwen2vl_layout(
-    hidden: int = 3584, inter: int = 18944, layers: int = 28, kv: int = 4, heads: int = 28, vocab: int = 152064,
+    hidden: int = 3584,
+    inter: int = 18944,
+    layers: int = 28,
+    kv: int = 4,
+    heads: int = 28,
+    vocab: int = 152064,
     tied: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Keys and shapes of Qwen2-VL-7B-Instruct's Hub files (defaults; 2B: 1536/8960/28/2/12/151936, tied).
@@ -326,7 +334,12 @@ def full_qwen2vl_layout(
 
 
 def full_qwen25vl_layout(
-    hidden: int = 3584, inter: int = 18944, layers: int = 28, kv: int = 4, heads: int = 28, vocab: int = 152064,
+    hidden: int = 3584,
+    inter: int = 18944,
+    layers: int = 28,
+    kv: int = 4,
+    heads: int = 28,
+    vocab: int = 152064,
     tied: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Keys and shapes of Qwen2.5-VL-7B-Instruct's Hub files: vision blocks with RMSNorm and a SwiGLU MLP

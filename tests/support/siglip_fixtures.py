@@ -27,12 +27,20 @@ def tiny_siglip(gen: torch.Generator, cfg: dict = TINY):
 
     config = SiglipConfig(
         text_config=dict(
-            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
             max_position_embeddings=16,
         ),
         vision_config=dict(
-            hidden_size=cfg["hidden"], intermediate_size=cfg["mlp"], num_hidden_layers=cfg["layers"],
-            num_attention_heads=cfg["heads"], image_size=cfg["image"], patch_size=cfg["patch"],
+            hidden_size=cfg["hidden"],
+            intermediate_size=cfg["mlp"],
+            num_hidden_layers=cfg["layers"],
+            num_attention_heads=cfg["heads"],
+            image_size=cfg["image"],
+            patch_size=cfg["patch"],
         ),
     )
     model = SiglipModel(config)
@@ -107,7 +115,10 @@ def full_siglip_layout(text: bool = True) -> dict[str, torch.Tensor]:
         _put(sd, b + "mlp.fc2.weight", width, mlp), _put(sd, b + "mlp.fc2.bias", width)
     _put(sd, v + "post_layernorm.weight", width), _put(sd, v + "post_layernorm.bias", width)
     _put(sd, v + "head.probe", 1, 1, width)
-    _put(sd, v + "head.attention.in_proj_weight", 3 * width, width), _put(sd, v + "head.attention.in_proj_bias", 3 * width)
+    (
+        _put(sd, v + "head.attention.in_proj_weight", 3 * width, width),
+        _put(sd, v + "head.attention.in_proj_bias", 3 * width),
+    )
     _put(sd, v + "head.attention.out_proj.weight", width, width), _put(sd, v + "head.attention.out_proj.bias", width)
     _put(sd, v + "head.layernorm.weight", width), _put(sd, v + "head.layernorm.bias", width)
     _put(sd, v + "head.mlp.fc1.weight", mlp, width), _put(sd, v + "head.mlp.fc1.bias", mlp)

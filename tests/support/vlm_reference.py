@@ -72,7 +72,11 @@ def hpsv3_reference(parts: dict, images: torch.Tensor, prompts: list[str], work:
     hidden = model.config.text_config.hidden_size
     widths = [state[f"rm_head.{i}.weight"].shape[0] for i in (0, 3, 5)]
     head = nn.Sequential(
-        nn.Linear(hidden, widths[0]), nn.ReLU(), nn.Dropout(0.05), nn.Linear(widths[0], widths[1]), nn.ReLU(),
+        nn.Linear(hidden, widths[0]),
+        nn.ReLU(),
+        nn.Dropout(0.05),
+        nn.Linear(widths[0], widths[1]),
+        nn.ReLU(),
         nn.Linear(widths[1], widths[2]),
     )
     head.load_state_dict({k[len("rm_head.") :]: v.float() for k, v in state.items() if k.startswith("rm_head.")})
