@@ -81,6 +81,22 @@ def test_resize_rule_equals_qwen_smart_resize(size, folder, gen):
     assert reward.inputs(image, ["x"])["image_grid_thw"].tolist() == ref["image_grid_thw"].tolist()
 
 
+def test_resized_pixels_close_to_the_processor(gen):
+    """Where an image is resized, the patches stay close to Qwen2VLImageProcessor's own resize (normalised units)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+    from rewards.qwen2vl_image import image_patches
+
+    for h, w in [(512, 512), (300, 200)]:
+        image = rf.natural_image(gen, h, w)
+        ours, grid = image_patches(image, max_pixels=256 * 28 * 28)
+        processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=256 * 28 * 28)
+        ref = processor(images=[(image * 255).round().to(torch.uint8).permute(2, 0, 1)], return_tensors="pt")
+        assert grid.tolist() == ref["image_grid_thw"][0].tolist()
+        diff = (ours - ref["pixel_values"]).abs()
+        assert diff.max() < 0.06 and diff.mean() < 0.01, (h, w, diff.max(), diff.mean())
+
+
 def test_several_questions_add_their_log_probs(folder, gen):
     """Explicit questions and the conjunction split: Σ log P("Yes") of the single-question scores."""
     roots = [folder.parents[1]]
