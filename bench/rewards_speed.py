@@ -1,12 +1,15 @@
-"""Reward scoring cost on this machine: tiny models, and full-size CLIP ViT-L/14 and ImageReward in fp32 and bf16.
+"""Reward scoring cost on this machine: tiny models, and full-size CLIP ViT-L/14, ImageReward and (``--vlm``) the
+SigLIP aesthetic v2.5, VQAScore and HPSv3 architectures in fp32 and bf16.
 
 Random weights only (nothing is downloaded): each model is built on the ``meta`` device and materialised through the
 production loader (:func:`rewards.weights.load_into`: key/shape check, dtype cast, ``assign=True``) from a seeded
 random state dict. A batch of 8 images (512×512, smooth random content) is scored once per configuration after a
 one-image warm-up; the table gives seconds per image, and for bf16 the score difference to fp32 on the same weights.
 
-    python bench/rewards_speed.py            # everything (full-size part: ~1–3 min on 2 CPU cores)
+    python bench/rewards_speed.py            # tiny, CLIP ViT-L/14, ImageReward (full-size part: ~1–3 min on 2 cores)
     python bench/rewards_speed.py --tiny     # tiny models only
+    python bench/rewards_speed.py --only-vlm --vlm            # SigLIP aesthetic v2.5, VQAScore, HPSv3 (see
+    python bench/rewards_speed.py --only-vlm --vlm vqascore   #   bench/rewards_speed_vlm.py), one image per call
 """
 
 from __future__ import annotations
@@ -31,32 +34,50 @@ from rewards.weights import load_into, meta_module  # noqa: E402
 
 log = logging.getLogger("evosearch.bench")
 PROMPT = "an astronaut riding a horse on mars, highly detailed"
+#: Full-size rows in bench/rewards_speed_vlm.py (opt-in: minutes per image on a CPU).
+VLM_ROWS = ("aesthetic_v25", "vqascore", "hpsv3")
 
 
-def random_state(module: torch.nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
+#: Key prefixes of reward heads: random weights wide enough to spread the scores, kept in fp32 as the loaders do.
+HEADS = ("mlp.", "layers.")
+
+
+def random_state(
+    module: torch.nn.Module,
+    gen: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+    heads: tuple[str, ...] = HEADS,
+) -> dict[str, torch.Tensor]:
     """Seeded random weights for every key of a (meta) module: N(0, 0.02) matrices, unit norms, zero biases, and
-    reward heads scaled like a trained head (ImageReward's own init makes every score ≈ −0.16, rewards.md §2)."""
+    reward heads scaled like a trained head (ImageReward's own init makes every score ≈ −0.16, rewards.md §2).
+
+    Each tensor is cast to ``dtype`` (heads: fp32) as soon as it is drawn, so a 2 B model in bf16 never holds an
+    fp32 copy of itself."""
     sd = {}
     for key, t in module.state_dict().items():
         if key.endswith("bias"):
-            sd[key] = torch.zeros(t.shape)
+            value = torch.zeros(t.shape)
         elif t.dim() == 1 and ("norm" in key.lower() or "ln" in key):
-            sd[key] = torch.ones(t.shape)
+            value = torch.ones(t.shape)
         elif t.dim() == 0:
-            sd[key] = torch.tensor(4.6052)  # CLIP logit_scale = log 100
-        elif key.startswith("mlp.") or key.startswith("layers."):  # reward heads: wide enough to spread the scores
-            sd[key] = torch.randn(t.shape, generator=gen) * (2.0 / t.shape[-1] ** 0.5)
+            value = torch.tensor(4.6052)  # CLIP logit_scale = log 100
+        elif key.startswith(heads):  # reward heads: wide enough to spread the scores
+            value = torch.randn(t.shape, generator=gen) * (2.0 / t.shape[-1] ** 0.5)
         else:
-            sd[key] = torch.randn(t.shape, generator=gen) * 0.02
+            value = torch.randn(t.shape, generator=gen) * 0.02
+        sd[key] = (
+            value if not value.is_floating_point() else value.to(torch.float32 if key.startswith(heads) else dtype)
+        )
     return sd
 
 
-def materialise(factory: Callable[[], torch.nn.Module], dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
+def materialise(
+    factory: Callable[[], torch.nn.Module], dtype: torch.dtype, seed: int = 0, heads: tuple[str, ...] = HEADS
+) -> torch.nn.Module:
     """Meta build + seeded random weights through the production loader (heads kept in fp32, as the loaders do)."""
     model = meta_module(factory)
-    sd = random_state(model, torch.Generator().manual_seed(seed))
-    head = ("mlp.", "layers.")
-    return load_into(model, sd, who="bench", expected="", dtype=dtype, keep_fp32=lambda k: k.startswith(head))
+    sd = random_state(model, torch.Generator().manual_seed(seed), dtype, heads)
+    return load_into(model, sd, who="bench", expected="", dtype=dtype, keep_fp32=lambda k: k.startswith(heads))
 
 
 def clip_config(size: str):
@@ -100,9 +121,10 @@ def images(n: int, gen: torch.Generator, size: int = 512) -> torch.Tensor:
     return F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False).permute(0, 2, 3, 1).contiguous()
 
 
-def timed(reward, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+def timed(reward, x: torch.Tensor, warmup: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    """Seconds for one ``score`` call on ``x`` after a warm-up call (on ``warmup``, default the first image)."""
     with torch.no_grad():
-        reward.score(x[:1], PROMPT)  # warm-up: one image
+        reward.score(x[:1] if warmup is None else warmup, PROMPT)
         start = time.perf_counter()
         scores = reward.score(x, PROMPT)
         return time.perf_counter() - start, scores
@@ -177,6 +199,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny models only")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--vlm",
+        nargs="*",
+        choices=VLM_ROWS,
+        default=None,
+        help="also (or with --only-vlm: only) the full-size rows of these rewards (all three if none is named); "
+        "slow on a CPU: about an hour on one core",
+    )
+    parser.add_argument("--only-vlm", action="store_true", help="skip the tiny, CLIP and ImageReward rows")
+    parser.add_argument("--vlm-batch", type=int, default=1, help="images per scoring call for the --vlm rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     threads = torch.get_num_threads()
@@ -193,10 +225,16 @@ def main() -> None:
         for m, t, d, ms, n in rows:
             print(f"{m:<28} {t:<10} {d:<9} {ms:>10.1f}  {n}", flush=True)
 
-    emit(bench_tiny(x, sorted({1, threads})))
-    torch.set_num_threads(threads)
-    if not args.tiny:
-        emit(bench_full(x))
+    if not args.only_vlm:
+        emit(bench_tiny(x, sorted({1, threads})))
+        torch.set_num_threads(threads)
+        if not args.tiny:
+            emit(bench_full(x))
+    if args.vlm is not None:
+        from bench.rewards_speed_vlm import bench_vlm
+
+        print(f"full-size VLM/SigLIP rows: {args.vlm_batch} image(s) of 512×512 per call, after a 64×64 warm-up")
+        emit(bench_vlm(x[: args.vlm_batch], args.vlm or list(VLM_ROWS), materialise, timed, PROMPT))
 
 
 if __name__ == "__main__":

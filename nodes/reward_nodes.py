@@ -14,6 +14,8 @@ from comfy_api.latest import io, ui
 from ..rewards import AGGREGATES, FRAME_POLICIES, NORMALISATIONS, CombinedReward, FrameSampled, get_kind, load_reward
 from ..rewards.protocol import reward_traits
 from ..rewards.registry import reward_kinds
+from ..rewards.vqa_questions import DEFAULT_TEMPLATE as VQA_TEMPLATE
+from ..rewards.vqa_questions import SPLIT_MODES as VQA_SPLIT_MODES
 from . import reward_runtime as rt
 from .types import REWARD
 
@@ -134,6 +136,31 @@ class EvoSearchLoadReward(io.ComfyNode):
                     tooltip="VideoReward only: frame rate of the scored videos (Wan 2.1: 16); VideoReward "
                     "samples them at 2 fps as it was trained.",
                 ),
+                io.String.Input(
+                    "vqa_template",
+                    default=VQA_TEMPLATE,
+                    optional=True,
+                    tooltip="vqascore only: the yes/no question asked about the image; {} (or {prompt}) is replaced "
+                    'by the prompt. Default: t2v_metrics\' VQAScore template. Score = log P("Yes").',
+                ),
+                io.String.Input(
+                    "vqa_questions",
+                    multiline=True,
+                    default="",
+                    optional=True,
+                    tooltip="vqascore only: optional parts that must all hold, one per line, instead of the prompt "
+                    "(a line ending in ? is asked as written, others go into the template). The score is "
+                    'the sum of their log P("Yes"), the log of the product. Empty = ask about the prompt.',
+                ),
+                io.Combo.Input(
+                    "vqa_split",
+                    options=list(VQA_SPLIT_MODES),
+                    default="none",
+                    optional=True,
+                    tooltip="vqascore only: 'conjunctions' asks one question per part of the prompt split at "
+                    "commas and 'and' (\"a red circle and a blue square\" → two questions that must both "
+                    "hold); 'none' asks about the whole prompt.",
+                ),
             ],
             outputs=[
                 Reward.Output("reward", tooltip="The reward, for EvoSearch samplers, Combine Rewards or Score Images.")
@@ -153,6 +180,9 @@ class EvoSearchLoadReward(io.ComfyNode):
         video_aggregate: str = "mean",
         std_weight: float = 0.5,
         source_fps: float = 16.0,
+        vqa_template: str = VQA_TEMPLATE,
+        vqa_questions: str = "",
+        vqa_split: str = "none",
     ) -> io.NodeOutput:
         node = "EvoSearch Load Reward"
         name = rt.resolve_model(kind, model, node)
@@ -161,6 +191,8 @@ class EvoSearchLoadReward(io.ComfyNode):
             options["backbone"] = rt.resolve_model("clipscore", clip_model, node + " (clip_model)")
         if kind == "videoreward":
             options["source_fps"] = source_fps
+        if kind == "vqascore":
+            options.update(template=vqa_template or VQA_TEMPLATE, questions=vqa_questions, split=vqa_split)
         try:
             reward = load_reward(
                 kind, name, roots=rt.reward_roots(), dtype=rt.resolve_dtype(dtype), prompt=prompt or None, **options

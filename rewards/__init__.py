@@ -3,7 +3,8 @@
 Heavy backends (transformers, open_clip) are imported only when a reward that needs them is built.
 
 * :func:`load_reward` / :func:`reward_kinds` / :func:`get_kind` — the registry of reward kinds (:mod:`.registry`):
-  ImageReward, CLIPScore, HPSv2.1, PickScore, LAION aesthetic, VideoReward, Colorfulness.
+  ImageReward, CLIPScore, HPSv2.1, PickScore, LAION aesthetic, VideoReward, Colorfulness, VQAScore, HPSv3 and the
+  SigLIP aesthetic predictor v2.5.
 * :class:`FrameSampled` — any image reward as a video reward; :class:`CombinedReward` — weighted combinations.
 * :class:`Colorfulness`, :class:`ImageSimilarity` — cheap rewards without weights.
 """

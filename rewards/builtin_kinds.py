@@ -208,3 +208,71 @@ register_kind(
         description="Hasler–Süsstrunk colourfulness; needs no model, useful for first runs and tests.",
     )
 )
+
+
+def _load_vqascore(path: Path, *, dtype: torch.dtype, prompt: str | None, roots: tuple, **options: Any) -> Any:
+    from .vqascore import load_vqascore
+
+    return load_vqascore(path, dtype=dtype, prompt=prompt, **options)
+
+
+def _load_hpsv3(path: Path, *, dtype: torch.dtype, prompt: str | None, roots: tuple, **options: Any) -> Any:
+    from .hpsv3 import load_hpsv3
+
+    return load_hpsv3(path, dtype=dtype, prompt=prompt, roots=roots, **options)
+
+
+def _load_aesthetic_v25(path: Path, *, dtype: torch.dtype, prompt: str | None, roots: tuple, **options: Any) -> Any:
+    from .aesthetic_v25 import load_aesthetic_v25
+
+    return load_aesthetic_v25(path, dtype=dtype, prompt=prompt, roots=roots, **options)
+
+
+register_kind(
+    RewardKind(
+        name="vqascore",
+        title="VQAScore (Qwen2-VL / Qwen2.5-VL instruct)",
+        folder="vqascore",
+        files=("Qwen2.5-VL-7B-Instruct", "Qwen2.5-VL-3B-Instruct", "Qwen2-VL-7B-Instruct", "Qwen2-VL-2B-Instruct"),
+        source="https://huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct (whole folder; or another Qwen2-VL / Qwen2.5-VL "
+        "instruct folder)",
+        licence="Qwen2.5-VL-7B, Qwen2-VL-2B/7B-Instruct: Apache-2.0 (Qwen2.5-VL-3B: Qwen Research licence); method "
+        "after t2v_metrics (Apache-2.0); the pack ships no weights",
+        loader=_load_vqascore,
+        size="16.6 GB for Qwen2.5-VL-7B-Instruct, 4.4 GB for Qwen2-VL-2B-Instruct",
+        description='log P("Yes") of a VLM asked whether the image shows the prompt (≤ 0); optional per-part questions '
+        "that must all hold (sum of logs); needs a GPU in practice.",
+    )
+)
+register_kind(
+    RewardKind(
+        name="hpsv3",
+        title="HPSv3",
+        folder="hpsv3",
+        files=("HPSv3.safetensors",),
+        source="https://huggingface.co/MizzenAI/HPSv3 (file HPSv3.safetensors) + "
+        "https://huggingface.co/Qwen/Qwen2-VL-7B-Instruct (config.json, tokenizer.json) + prompt_template.txt",
+        licence="weights Apache-2.0 (model card), code MIT; Qwen2-VL-7B-Instruct Apache-2.0; the pack ships no weights",
+        loader=_load_hpsv3,
+        size="16.6 GB",
+        description="Human Preference Score v3 (Qwen2-VL-7B + RankNet head): the predicted μ, prompt-aware; needs a "
+        "GPU with ≥ 20 GB in bf16.",
+    )
+)
+register_kind(
+    RewardKind(
+        name="aesthetic_v25",
+        title="Aesthetic predictor v2.5 (SigLIP)",
+        folder="aesthetic_v25",
+        files=("aesthetic_predictor_v2_5.pth",),
+        source="https://github.com/discus0434/aesthetic-predictor-v2-5 (models/aesthetic_predictor_v2_5.pth) + "
+        "https://huggingface.co/google/siglip-so400m-patch14-384 (whole folder, in aesthetic_v25/)",
+        licence="head weights AGPL-3.0 (published with the AGPL-3.0 predictor); SigLIP so400m Apache-2.0; this pack "
+        "ships neither their code nor their weights (own implementation)",
+        loader=_load_aesthetic_v25,
+        size="2.6 MB head + 3.5 GB SigLIP so400m",
+        needs_prompt=False,
+        description="Aesthetic score ≈1–10 (5.5+ is great) from an MLP on the SigLIP so400m image embedding; "
+        "ignores the prompt.",
+    )
+)

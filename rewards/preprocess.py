@@ -6,7 +6,9 @@ ComfyUI images are ``[B, H, W, 3]`` float 0..1 (channels last). The official pip
   becomes ``int(224·long/short)``, torchvision's rule), ``CenterCrop(224)`` (offsets ``int(round((n−224)/2))``),
   ``Normalize(OpenAI mean, std)``;
 * HPSv2 (open_clip ``ResizeMaxSize``): the longest side to 224 (the other ``round(n·224/long)``), zero padding to
-  224×224 centred (left/top get the smaller half), then the same normalisation.
+  224×224 centred (left/top get the smaller half), then the same normalisation;
+* SigLIP (``SiglipImageProcessor``, the aesthetic predictor v2.5): both sides to the model's size (384 for
+  so400m-patch14-384, the aspect ratio is not kept), bicubic, ``Normalize(0.5, 0.5)``.
 
 Bicubic resizing uses ``antialias=True``, whose kernel is PIL's (a = −0.5), and is clamped to 0..1 as PIL's 8-bit
 output is. Against open_clip's PIL pipeline this stays within 0.015–0.044 (max) and 0.004 (mean) in normalised units.
@@ -24,6 +26,7 @@ __all__ = [
     "resize_shortest",
     "center_crop",
     "resize_longest_pad",
+    "resize_square",
     "normalize",
     "clip_pixels",
 ]
@@ -72,6 +75,11 @@ def resize_longest_pad(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.T
     x = _bicubic(x, (new_h, new_w))
     pad_h, pad_w = size - new_h, size - new_w
     return F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=fill)
+
+
+def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``[B,3,H,W]`` to ``size×size`` without keeping the aspect ratio (SigLIP's processor)."""
+    return _bicubic(x, (size, size))
 
 
 def normalize(

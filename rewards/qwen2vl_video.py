@@ -16,7 +16,17 @@ import torch.nn.functional as F
 
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize
 
-__all__ = ["VIDEO_MIN_PIXELS", "smart_resize", "sample_count", "video_patches", "PATCH", "TEMPORAL_PATCH", "MERGE"]
+__all__ = [
+    "VIDEO_MIN_PIXELS",
+    "smart_resize",
+    "sample_count",
+    "video_patches",
+    "patchify",
+    "PATCH",
+    "TEMPORAL_PATCH",
+    "MERGE",
+    "FACTOR",
+]
 
 PATCH = 14
 TEMPORAL_PATCH = 2
@@ -33,7 +43,7 @@ def smart_resize(
 ) -> tuple[int, int]:
     """Sides that are multiples of 28, with about the same aspect ratio and ``min_pixels ≤ h·w ≤ max_pixels``."""
     if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"VideoReward: aspect ratio {width}×{height} is beyond 200:1")
+        raise ValueError(f"Qwen2-VL: aspect ratio {width}×{height} is beyond 200:1 (the model's limit)")
     h = max(FACTOR, round(height / FACTOR) * FACTOR)
     w = max(FACTOR, round(width / FACTOR) * FACTOR)
     if h * w > max_pixels:
@@ -75,7 +85,16 @@ def video_patches(
     h, w = smart_resize(frames.shape[-2], frames.shape[-1], min_pixels=min_pixels, max_pixels=max_pixels)
     if (h, w) != tuple(frames.shape[-2:]):
         frames = F.interpolate(frames, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-    frames = normalize(frames.clamp(0, 1), OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+    return patchify(normalize(frames.clamp(0, 1), OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
+
+
+def patchify(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised frames ``[T,3,h,w]`` (sides multiples of 28) → (``[N, 3·2·14·14]`` patches, ``grid_thw``).
+
+    The last frame is repeated up to a multiple of the temporal patch (an image is one frame shown twice), and the
+    patches are ordered by 2×2 merge windows, as ``Qwen2VLImageProcessor`` / ``Qwen2VLVideoProcessor`` order them.
+    """
+    h, w = frames.shape[-2:]
     if frames.shape[0] % TEMPORAL_PATCH:
         frames = torch.cat([frames, frames[-1:].expand(TEMPORAL_PATCH - frames.shape[0] % TEMPORAL_PATCH, -1, -1, -1)])
     gt, gh, gw = frames.shape[0] // TEMPORAL_PATCH, h // PATCH, w // PATCH

@@ -10,6 +10,9 @@ Weights live under a ``rewards`` models folder with one sub-folder per kind (Com
         pickscore/PickScore_v1/                  (HF folder)
         aesthetic/sac+logos+ava1-l14-linearMSE.pth   (+ the CLIP ViT-L/14 from clipscore/)
         videoreward/VideoReward/ + videoreward/Qwen2-VL-2B-Instruct/
+        vqascore/Qwen2.5-VL-7B-Instruct/         (or another Qwen2-VL / Qwen2.5-VL instruct HF folder)
+        hpsv3/HPSv3.safetensors + hpsv3/Qwen2-VL-7B-Instruct/ (config + tokenizer) + hpsv3/prompt_template.txt
+        aesthetic_v25/aesthetic_predictor_v2_5.pth + aesthetic_v25/siglip-so400m-patch14-384/
 
 :func:`load_reward` finds the file (an explicit path, a name inside a kind's folder, or the first expected name
 found), then calls the kind's loader. Nothing is downloaded: a missing file raises

@@ -44,6 +44,14 @@ def reward_root(tmp_path_factory) -> Path:
         from support import videoreward_fixtures as vf
 
         vf.build(root, g)
+    if rf.unavailable("vqascore") is None:
+        from support import qwen_vl_fixtures as qf
+
+        qf.write_instruct_folder(root / "vqascore" / "Qwen2-VL-2B-Instruct", g)
+        qf.build_hpsv3(root, g)
+    from support import siglip_fixtures as sf
+
+    sf.build(root, g)
     return root
 
 

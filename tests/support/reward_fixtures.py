@@ -266,14 +266,16 @@ def tiny_options(kind: str) -> dict:
         return {"heads": TINY_HEADS}
     if kind == "videoreward":
         return {"min_pixels": 56 * 56}
+    if kind == "hpsv3":
+        return {"pixels": 56 * 56}  # the official 448×448 works too, but is 16× more tokens
     return {}
 
 
 def unavailable(kind: str) -> str | None:
-    """Why a kind cannot run in this environment (VideoReward needs transformers >= 5), or None."""
-    if kind == "videoreward":
+    """Why a kind cannot run in this environment (the Qwen2-VL rewards need transformers >= 5), or None."""
+    if kind in ("videoreward", "vqascore", "hpsv3"):
         import transformers
 
         if int(transformers.__version__.split(".")[0]) < 5:
-            return f"VideoReward needs transformers >= 5 (found {transformers.__version__})"
+            return f"{kind} needs transformers >= 5 (found {transformers.__version__})"
     return None
