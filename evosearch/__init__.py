@@ -47,7 +47,7 @@ else:
     from .mutation import INTERMEDIATE_MODES, Mutation, mutate_additive, mutate_initial, mutate_redraw
     from .pool import SelectionPool
     from .process import DenoisingProcess, KDiffusionProcess, Monitor, StepInfo, check_sigmas
-    from .result import GenerationRecord, SearchEvent, SearchResult, StopSearch, strict_json
+    from .result import GenerationRecord, SearchEvent, SearchResult, StopSearch, distinct_options, strict_json
     from .rng import IndividualNoise, derive_seed, normal_rows
     from .schedule import (
         FITNESS,
@@ -116,6 +116,7 @@ else:
         "check_sigmas",
         "default_evolution_steps",
         "derive_seed",
+        "distinct_options",
         "elite_indices",
         "estimate_memory",
         "fitness_names",

@@ -65,12 +65,13 @@ class MemoryEstimate:
 
 def estimate_memory(
     strategy: type, schedule: object, mutation: object, steps: int, shape: tuple[int, ...], dtype: torch.dtype,
-    chunk: int,
+    chunk: int, extra_states: int = 0,
 ) -> MemoryEstimate:  # fmt: skip
-    """The peak memory of running ``schedule`` (see the module docstring)."""
+    """The peak memory of running ``schedule`` (see the module docstring); ``extra_states`` are what the runner keeps
+    besides (the hall of fame of the best finished samples)."""
     element = torch.empty((), dtype=dtype).element_size()
     state = math.prod(int(s) for s in shape) * element
-    stored = int(strategy.stored_states(schedule, mutation, int(steps), int(chunk)))
+    stored = int(strategy.stored_states(schedule, mutation, int(steps), int(chunk))) + int(extra_states)
     return MemoryEstimate(stored_states=stored, state_bytes=state, chunk=int(chunk))
 
 

@@ -14,7 +14,15 @@ import torch
 from .mutation import Mutation
 from .schedule import Schedule
 
-__all__ = ["GenerationRecord", "SearchEvent", "SearchResult", "StopSearch", "finite_or_none", "strict_json"]
+__all__ = [
+    "GenerationRecord",
+    "SearchEvent",
+    "SearchResult",
+    "StopSearch",
+    "distinct_options",
+    "finite_or_none",
+    "strict_json",
+]
 
 
 class StopSearch(Exception):
@@ -38,6 +46,36 @@ def strict_json(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [strict_json(v) for v in value]
     return value
+
+
+def distinct_options(
+    samples: torch.Tensor, rewards: torch.Tensor, k: int, candidates: int | None = None
+) -> torch.Tensor:
+    """Indices of ``k`` good and mutually distinct samples, best first.
+
+    Among the ``candidates`` best (default 4·k) the best sample is taken, then repeatedly the one farthest (L2) from
+    all taken so far: a de-duplicated top-k that keeps the best and spreads the rest over the good ones, so a
+    population of near-copies of one winner is not returned as k "options".
+    """
+    n = int(samples.shape[0])
+    k = max(0, min(int(k), n))
+    if k == 0:
+        return torch.empty(0, dtype=torch.long)
+    key = rewards.detach().to("cpu", torch.float64)
+    key = torch.where(torch.isnan(key), torch.full_like(key, float("-inf")), key)
+    order = torch.sort(key, descending=True, stable=True).indices
+    pool = order[: min(n, candidates or 4 * k)]
+    features = samples[pool.to(samples.device)].detach().flatten(1).to("cpu", torch.float64)
+    distance = torch.cdist(features, features)
+    chosen = [0]
+    nearest = distance[0].clone()
+    for _ in range(k - 1):
+        nearest[chosen] = -1.0
+        nxt = int(nearest.argmax())
+        chosen.append(nxt)
+        nearest = torch.minimum(nearest, distance[nxt])
+    picked = pool[torch.tensor(chosen)]
+    return picked[torch.sort(key[picked], descending=True, stable=True).indices]
 
 
 @dataclass(frozen=True)
@@ -121,6 +159,8 @@ class SearchResult:
     memory: dict = field(default_factory=dict)
     reward_seconds: float = 0.0
     discarded_nfe: int = 0
+    fame_samples: torch.Tensor | None = None
+    fame_rewards: torch.Tensor | None = None
 
     @property
     def method(self) -> str:
@@ -129,6 +169,14 @@ class SearchResult:
     @property
     def fitness(self) -> str | None:
         return self.schedule.fitness
+
+    def options(self, k: int, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k`` distinct good samples (best first) from the best finished samples of the search (see
+        :func:`distinct_options`), and their rewards; the final population where no hall of fame was kept."""
+        samples = self.fame_samples if self.fame_samples is not None else self.samples
+        rewards = self.fame_rewards if self.fame_rewards is not None else self.rewards
+        picked = distinct_options(samples, rewards, k, candidates)
+        return samples[picked.to(samples.device)], rewards[picked]
 
     def report(self) -> dict[str, object]:
         """A strict-JSON summary: method, compute spent and planned, the per-generation curve, warnings."""

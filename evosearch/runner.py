@@ -102,6 +102,7 @@ class TrajectoryRunner:
         planned_nfe: int,
         callback: Callback | None = None,
         on_oom: Callable[[int], None] | None = None,
+        keep_best: int = 0,
     ) -> None:
         self.process = process
         self.reward = reward
@@ -124,6 +125,10 @@ class TrajectoryRunner:
         self.history: list[GenerationRecord] = []
         self.samples: torch.Tensor | None = None
         self.rewards: torch.Tensor | None = None
+        #: the best finished samples of the whole search (a hall of fame), best first, at most ``keep_best``
+        self.keep_best = int(keep_best)
+        self.fame_samples: torch.Tensor | None = None
+        self.fame_rewards: torch.Tensor | None = None
         self.started = time.perf_counter()
         self.warned_nan = False
         self.generation = 0
@@ -267,7 +272,18 @@ class TrajectoryRunner:
             self.best_reward = value if better else self.best_reward
         elif not candidate and better:
             self.best_proxy = value
+        if candidate and self.keep_best > 0:
+            self._remember(x0, scores)
         return scores
+
+    def _remember(self, x0: torch.Tensor, scores: torch.Tensor) -> None:
+        """Merge finished samples into the hall of fame (ties keep the earlier sample first)."""
+        samples = self.keep(x0)
+        if self.fame_samples is not None and self.fame_rewards is not None:
+            samples = torch.cat([self.fame_samples, samples])
+            scores = torch.cat([self.fame_rewards, scores])
+        order = torch.sort(rank_key(scores), descending=True, stable=True).indices[: self.keep_best]
+        self.fame_samples, self.fame_rewards = samples[order.to(samples.device)], scores[order]
 
     def record(self, batch: Batch, rewards: torch.Tensor) -> GenerationRecord:
         key = rank_key(rewards)

@@ -116,6 +116,7 @@ def search(
     storage_device: torch.device | str | None = None,
     on_oom: Callable[[int], None] | None = None,
     memory_limit: int | None = None,
+    keep_best: int = 32,
     **settings: object,
 ) -> SearchResult:
     """Run the schedule's strategy (EvoSearch, Best-of-N or particle sampling) and return the best sample.
@@ -136,6 +137,8 @@ def search(
         on_oom: called with the new chunk size after an out-of-memory error halved it (e.g. to empty caches).
         memory_limit: most bytes the search may hold between model calls (default: 90 % of the storage device's
             free memory); a schedule estimated above it is refused before it starts (:class:`SearchTooLarge`).
+        keep_best: how many of the best finished samples of the whole search to keep (``result.fame_samples``),
+            the candidates :meth:`SearchResult.options` picks distinct options from.
     """
     mutation = (mutation or Mutation()).with_overrides(**settings) if settings else (mutation or Mutation())
     shape = _check_arguments(process, reward, shape, schedule, seed, chunk_size)
@@ -144,13 +147,12 @@ def search(
     strategy_cls = schedule.strategy_class
     storage = torch.device(storage_device) if storage_device is not None else process.device
     estimate = estimate_memory(strategy_cls, schedule, mutation, steps, shape, process.dtype,
-                               chunk_size or max(schedule.population))  # fmt: skip
+                               chunk_size or max(schedule.population), extra_states=max(0, int(keep_best)))  # fmt: skip
     check_memory(estimate, storage, memory_limit)
     planned = strategy_cls.nfe(schedule, steps, facts) if facts.measured else None
     progress_total = planned if planned is not None else schedule.nfe(steps)
-    runner = TrajectoryRunner(
-        process, reward, shape, seed, chunk_size, storage, facts, progress_total, callback, on_oom
-    )
+    runner = TrajectoryRunner(process, reward, shape, seed, chunk_size, storage, facts, progress_total, callback, on_oom,
+                              keep_best=keep_best)  # fmt: skip
     strategy = strategy_cls(schedule, mutation, SearchContext(seed, steps, shape, storage, process))
     stopped = False
     with torch.no_grad():
@@ -193,4 +195,6 @@ def search(
         memory=estimate.to_dict(),
         reward_seconds=runner.reward_seconds,
         discarded_nfe=runner.discarded_nfe,
+        fame_samples=runner.fame_samples,
+        fame_rewards=runner.fame_rewards,
     )

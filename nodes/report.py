@@ -19,11 +19,12 @@ __all__ = ["population_latent", "report_json", "reward_plot", "plot_curves"]
 _COLORS = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
 
 
-def population_latent(run: RunRecord, template: dict) -> tuple[dict, list[float]]:
-    """The final population of every searched latent as one LATENT batch (best first per latent) and its scores."""
+def population_latent(run: RunRecord, template: dict, top_k: int = 0) -> tuple[dict, list[float]]:
+    """The final population of every searched latent as one LATENT batch (best first per latent) and its scores;
+    with ``top_k`` > 0, the ``top_k`` distinct good options of each latent instead."""
     out = {k: v for k, v in template.items() if k not in ("samples", "noise_mask", "batch_index")}
-    out["samples"] = run.population
-    return out, run.scores
+    out["samples"], scores = run.options(int(top_k))
+    return out, scores
 
 
 def report_json(run: RunRecord) -> str:

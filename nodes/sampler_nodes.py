@@ -262,6 +262,17 @@ class EvoSearchMutation(io.ComfyNode):
                     "0.9, as the official code), from 1 a count (1 = random parents; smaller "
                     "means more diversity, larger more greed).",
                 ),  # fmt: skip
+                io.Float.Input(
+                    "max_share",
+                    default=d.max_share,
+                    min=0.01,
+                    max=1.0,
+                    step=0.01,
+                    optional=True,
+                    tooltip="Diversity: the largest share of a generation's mutated children one parent may have (1 = "
+                    "no limit, the greediest). Lower keeps several lineages alive, so the final population holds "
+                    "distinct options, at some cost in the best reward.",
+                ),
             ],
             outputs=[
                 io.Custom(MUTATION).Output(
@@ -271,7 +282,7 @@ class EvoSearchMutation(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, beta, intermediate, strength, elites, tournament) -> io.NodeOutput:
+    def execute(cls, beta, intermediate, strength, elites, tournament, max_share=None) -> io.NodeOutput:
         try:
             mutation = es.Mutation(
                 beta=float(beta),
@@ -279,6 +290,7 @@ class EvoSearchMutation(io.ComfyNode):
                 strength=float(strength),
                 elites=None if int(elites) < 0 else int(elites),
                 tournament=float(tournament) if float(tournament) < 1 else float(round(tournament)),
+                max_share=es.Mutation().max_share if max_share is None else float(max_share),
             )
         except ValueError as e:
             raise NodeError(cls.DISPLAY, str(e)) from None
@@ -491,6 +503,16 @@ class EvoSearchKSampler(io.ComfyNode):
                     tooltip="With model_low: the σ where the low-noise model takes over (Wan 2.2 A14B text-to-video "
                     "0.875, image-to-video 0.9, on the model's own σ scale). Ignored without model_low.",
                 ),
+                io.Int.Input(
+                    "top_k",
+                    default=0,
+                    min=0,
+                    max=4096,
+                    optional=True,
+                    tooltip="What 'population' returns. 0: the final population, best first. k > 0: k distinct good "
+                    "options per latent — the best sample, then the best samples farthest from those already taken, "
+                    "among the best 4·k the search finished (near-copies of one winner are skipped).",
+                ),
             ],
             outputs=[
                 io.Latent.Output(
@@ -509,7 +531,7 @@ class EvoSearchKSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, reward, seed, steps, cfg, sampler_name, scheduler,
                 denoise, chunk_size, vae=None, schedule=None, mutation=None, scoring_vae=None, model_low=None,
-                expert_boundary=WAN22_BOUNDARY) -> io.NodeOutput:  # fmt: skip
+                expert_boundary=WAN22_BOUNDARY, top_k=0) -> io.NodeOutput:  # fmt: skip
         if vae is None:
             raise NodeError(
                 cls.DISPLAY, "no VAE is connected: the reward scores decoded images; connect the model's VAE"
@@ -544,7 +566,7 @@ class EvoSearchKSampler(io.ComfyNode):
         best["samples"] = samples
         run = sampler.runs.last
         assert run is not None
-        population, scores = population_latent(run, strip_compression_keys(latent_image))
+        population, scores = population_latent(run, strip_compression_keys(latent_image), top_k)
         return io.NodeOutput(
             best, population, scores, report_json(run), reward_plot(run), ui=ui.PreviewText(run.summary())
         )
@@ -568,6 +590,16 @@ class EvoSearchResults(io.ComfyNode):
             inputs=[
                 io.Custom(RUN).Input("run", tooltip="The 'run' output of EvoSearch Sampler."),
                 io.Latent.Input("latent", tooltip="SamplerCustomAdvanced's output, to order this after the sampling."),
+                io.Int.Input(
+                    "top_k",
+                    default=0,
+                    min=0,
+                    max=4096,
+                    optional=True,
+                    tooltip="What 'population' returns. 0: the final population, best first. k > 0: k distinct good "
+                    "options per latent — the best sample, then the best samples farthest from those already taken, "
+                    "among the best 4·k the search finished (near-copies of one winner are skipped).",
+                ),
             ],
             outputs=[
                 io.Latent.Output(
@@ -581,9 +613,9 @@ class EvoSearchResults(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, run, latent) -> io.NodeOutput:
+    def execute(cls, run, latent, top_k=0) -> io.NodeOutput:
         record = find_run(cls.DISPLAY, run, latent)
-        population, scores = population_latent(record, latent)
+        population, scores = population_latent(record, latent, top_k)
         return io.NodeOutput(
             population, scores, report_json(record), reward_plot(record), ui=ui.PreviewText(record.summary())
         )

@@ -74,10 +74,24 @@ class RunRecord:
     sampler_name: str
     output: str  #: fingerprint of the LATENT samples the sampling call returned
     nfe_per_model: dict[str, int] = field(default_factory=dict)  #: two-expert guiders: evaluations per expert
+    #: per latent: the best finished samples of the search (VAE space, best first) and their rewards
+    fame: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
 
     @property
     def scores(self) -> list[float]:
         return [float(s) for r in self.results for s in r.rewards]
+
+    def options(self, k: int) -> tuple[torch.Tensor, list[float]]:
+        """``k`` distinct good samples per latent (VAE space, best first; see ``evosearch.distinct_options``) and
+        their rewards; ``k = 0`` gives the final population."""
+        if k <= 0 or not self.fame:
+            return self.population, self.scores
+        samples, scores = [], []
+        for fame_samples, fame_rewards in self.fame:
+            picked = es.distinct_options(fame_samples, fame_rewards, k)
+            samples.append(fame_samples[picked])
+            scores += [float(r) for r in fame_rewards[picked]]
+        return torch.cat(samples), scores
 
     def report(self) -> dict[str, object]:
         """Strict-JSON report: method, compute (planned and spent), seconds split into model / decode / reward."""
@@ -409,6 +423,11 @@ class SearchSampler(comfy.samplers.KSAMPLER):
                 sampler_name=results[0].sampler,
                 output=latent_fingerprint(output),
                 nfe_per_model={k: v - experts_before.get(k, 0) for k, v in (experts or {}).items()},
+                fame=tuple(
+                    (base_model.process_latent_out(r.fame_samples.float()).cpu(), r.fame_rewards.clone())
+                    for r in results
+                    if r.fame_samples is not None and r.fame_rewards is not None
+                ),
             )
         )
         if callback is not None:

@@ -48,7 +48,14 @@ def check_evolution_rules(schedule: Schedule, mutation: Mutation, pools: Sequenc
 
 
 def evolve(
-    pool: SelectionPool, k: int, step: int, generation: int, mutation: Mutation, context: SearchContext, index: int
+    pool: SelectionPool,
+    k: int,
+    step: int,
+    generation: int,
+    mutation: Mutation,
+    context: SearchContext,
+    index: int,
+    last: bool = False,
 ) -> torch.Tensor:
     """``k`` children from ``pool`` at ``step``: the m best unchanged, then mutated tournament winners (§3c–e).
 
@@ -57,9 +64,8 @@ def evolve(
     rewards = pool.rewards
     m = mutation.elites_for(k)
     elites = elite_indices(rewards, m)
-    parents = tournament_select(
-        rewards, k - m, mutation.tournament_for(len(pool)), context.selector(index), max_wins=mutation.max_wins_for(k - m)
-    )
+    cap = mutation.max_wins_for(k - m) if (last or not mutation.share_last_only) else None
+    parents = tournament_select(rewards, k - m, mutation.tournament_for(len(pool)), context.selector(index), max_wins=cap)
     mutated = context.mutate(mutation, step, pool.states(parents), pool.denoised(parents), generation, m)
     return torch.cat([pool.states(elites), mutated])
 
@@ -99,7 +105,7 @@ class EvoSearchRollout(Strategy):
         else:
             pool, start = self.pools[g - 1], evo[g - 1]
             assert pool is not None
-            states = evolve(pool, population[g], start, g, self.mutation, self.context, index=g - 1)
+            states = evolve(pool, population[g], start, g, self.mutation, self.context, index=g - 1, last=g == len(evo))
             self.pools[g - 1] = None  # never read again: free its states
         self.levels = [j for j in range(g, len(evo)) if evo[j] >= start]
         capture = tuple(evo[j] for j in self.levels if evo[j] > start)

@@ -104,7 +104,8 @@ class EvoSearchX0(ProxyGenerations):
     def next_states(self, g: int):  # noqa: ANN201
         assert self.pool is not None
         k, step = self.schedule.population[g], self.bounds[g]
-        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1)
+        last = g == len(self.schedule.evolution_steps)
+        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, last=last)
 
     @classmethod
     def validate(cls, schedule: Schedule, steps: int, mutation: Mutation | None = None) -> None:

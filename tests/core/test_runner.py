@@ -230,3 +230,67 @@ def test_one_import_identity_for_the_engine():
     assert packaged is es and sys.modules[f"{PACK_NAME}.evosearch.schedule"] is sys.modules["evosearch.schedule"]
     schedule = packaged.Schedule.best_of_n(3)
     assert isinstance(schedule, es.Schedule) and isinstance(es.ScheduleSpec(), packaged.ScheduleSpec)
+
+
+def test_distinct_options_keep_the_best_and_spread_the_rest():
+    """Ten near-copies of one good sample and a few other good ones: the options are not the near-copies."""
+    g = torch.Generator().manual_seed(0)
+    copies = torch.tensor([[1.0, 1.0]]) + 0.01 * torch.randn(10, 2, generator=g)
+    others = torch.tensor([[-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    samples = torch.cat([copies, others])
+    rewards = torch.cat([torch.linspace(1.0, 0.9, 10), torch.tensor([0.8, 0.79, 0.78])])
+    picked = es.distinct_options(samples, rewards, 4)
+    assert picked[0] == 0 and sorted(picked.tolist())[1:] == [10, 11, 12]
+    assert torch.all(rewards[picked][:-1] >= rewards[picked][1:]), "options come best first"
+    assert es.distinct_options(samples, rewards, 0).numel() == 0 and es.distinct_options(samples, rewards, 99).numel() == 13
+
+
+def test_the_hall_of_fame_holds_the_best_finished_samples_and_feeds_options():
+    schedule = es.Schedule(evolution_steps=[0, 5], population=[8, 4, 4], fitness="rollout")
+    scored = []
+
+    def reward(x0):
+        r = ring_reward(x0)
+        scored.append((x0.clone(), r))
+        return r
+
+    result = es.search(es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm"), reward, (2,), schedule, seed=3, keep_best=6)
+    everything = torch.cat([r for _, r in scored])
+    assert torch.equal(result.fame_rewards, torch.sort(everything, descending=True).values[:6])
+    assert result.fame_rewards[0] == result.best_reward and torch.equal(result.fame_samples[:1], result.best)
+    samples, rewards = result.options(3)
+    assert samples.shape == (3, 2) and rewards[0] == result.best_reward
+    assert result.report()["memory"]["stored_states"] >= 6
+
+
+def test_capped_tournaments_spread_the_parents_and_prune_exactly():
+    rewards = torch.arange(40.0)
+    winners = tournament_select(rewards, 20, 36, torch.Generator().manual_seed(1), max_wins=5)
+    counts = torch.bincount(winners, minlength=40)
+    assert int(counts.max()) <= 5 and int((counts > 0).sum()) >= 4
+    uncapped = tournament_select(rewards, 20, 36, torch.Generator().manual_seed(1))
+    assert torch.equal(uncapped, tournament_select(rewards, 20, 36, torch.Generator().manual_seed(1), max_wins=20))
+    # a pool pruned with the capped bound selects exactly as the full pool
+    from evosearch.pool import keep_for
+
+    keep = keep_for(40, 2, 36, 20, max_wins=5)
+    pruned, full = es.SelectionPool(keep), es.SelectionPool(None)
+    states = torch.arange(40.0)[:, None]
+    shuffled = torch.randperm(40, generator=torch.Generator().manual_seed(2))
+    for chunk in range(0, 40, 7):
+        index = shuffled[chunk : chunk + 7]
+        pruned.add(rewards[index], states[index])
+        full.add(rewards[index], states[index])
+    for seed in range(4):
+        picked = tournament_select(full.rewards, 20, 36, torch.Generator().manual_seed(seed), max_wins=5)
+        assert torch.equal(pruned.states(picked), full.states(picked))
+
+
+def test_max_share_limits_children_per_parent_in_a_search():
+    schedule = es.Schedule(evolution_steps=[3, 6], population=[12, 12, 12], fitness="x0")
+    process = es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm")
+    greedy = es.search(process, ring_reward, (2,), schedule, seed=0)
+    spread = es.search(process, ring_reward, (2,), schedule, seed=0, max_share=0.25)
+    assert math.isfinite(spread.best_reward) and not torch.equal(greedy.samples, spread.samples)
+    with pytest.raises(ValueError, match=r"max_share .* must be in \(0, 1\]"):
+        es.Mutation(max_share=0.0)
