@@ -190,13 +190,15 @@ class ComfyServer:
 
     def __init__(self, comfy_path: Path, root: Path) -> None:
         self.port = free_port()
-        root.mkdir(parents=True, exist_ok=True)
+        for folder in (root, root / "user", root / "input"):
+            folder.mkdir(parents=True, exist_ok=True)
         config = root / "extra_model_paths.yaml"
         config.write_text(f"evosearch_test:\n  custom_nodes: {custom_nodes_dir(root)}\n")
         self.log = (root / "server.log").open("w")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--extra-model-paths-config", str(config), "--output-directory", str(root / "output"),
-               "--temp-directory", str(root / "temp"), "--database-url", "sqlite:///:memory:",
+               "--temp-directory", str(root / "temp"), "--user-directory", str(root / "user"),
+               "--input-directory", str(root / "input"), "--database-url", "sqlite:///:memory:",
                "--disable-auto-launch"]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(cmd, cwd=comfy_path, stdout=self.log, stderr=subprocess.STDOUT, env=env)
