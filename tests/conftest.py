@@ -30,7 +30,9 @@ def pytest_runtest_logreport(report):  # noqa: ANN001 - pytest hook
     group = _group(report.nodeid)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[group][report.outcome] += 1
-        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        if report.outcome == "skipped" and hasattr(report, "wasxfail"):
+            _skip_reasons[group].add(f"expected failure: {report.wasxfail}")
+        elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             _skip_reasons[group].add(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 

@@ -171,8 +171,8 @@ def workflows() -> dict[str, dict]:
         "## EvoSearch, SD1.5 text-to-image\n\nThe EvoSearch KSampler spends a budget (here ×10 one image's compute) "
         "searching initial noises and intermediate latents for the image ImageReward likes best. Put "
         "`ImageReward.pt` in `models/rewards/imagereward/`. Raise the budget in EvoSearch Schedule for better "
-        "images; switch its strategy to best_of_n to compare at the same compute. The report shows NFE, decodes, "
-        "reward calls and seconds."
+        "images (the Schedule shows what a run will cost); switch its strategy to best_of_n to compare at the same "
+        "compute. The report shows the NFE, decodes, reward calls and seconds spent."
     )
     sdxl_note = sd15_note.replace("SD1.5", "SDXL")
     flux = [

@@ -56,8 +56,10 @@ def _fit(page: ComfyPage, zoom: float = 0.95) -> None:
     page.evaluate(
         "(() => { const t = LiteGraph.NODE_TITLE_HEIGHT; const ns = app.graph.nodes;"
         " const x0 = Math.min(...ns.map((n) => n.pos[0])), y0 = Math.min(...ns.map((n) => n.pos[1] - t));"
-        " const x1 = Math.max(...ns.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...ns.map((n) => n.pos[1] + n.size[1]));"
-        f" app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0], {{ zoom: {zoom} }}); app.canvas.setDirty(true, true); }})()"
+        " const x1 = Math.max(...ns.map((n) => n.pos[0] + n.size[0]));"
+        " const y1 = Math.max(...ns.map((n) => n.pos[1] + n.size[1]));"
+        f" app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0], {{ zoom: {zoom} }});"
+        " app.canvas.setDirty(true, true); })()"
     )
     page.wait_idle(0.8)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from support.frontend import ComfyPage
@@ -130,11 +129,12 @@ def wait_info(comfy: ComfyPage, node_id: int, contains: str, timeout: float = 10
 
 def test_extension_and_node_help_pages_are_served(comfy):
     assert comfy.get_status(f"/extensions/{PACK_FOLDER}/js/evosearch.js") == 200
-    # The help panel's URL, built as the frontend builds it (nodeHelpService: custom_nodes.<pack>.* → /extensions/<pack>)
+    # The help panel's URL as the frontend builds it (nodeHelpService: custom_nodes.<pack>.* → /extensions/<pack>/)
     urls = comfy.evaluate(
         "Object.fromEntries(Object.entries(LiteGraph.registered_node_types)"
         ".filter(([id]) => id.startsWith('EvoSearch') && !id.startsWith('EvoSearchTest'))"
-        ".map(([id, cls]) => [id, `/extensions/${cls.nodeData.python_module.split('.')[1].split('@')[0]}/docs/${id}.md`]))"
+        ".map(([id, cls]) => [id, cls.nodeData.python_module.split('.')[1].split('@')[0]])"
+        ".map(([id, pack]) => [id, `/extensions/${pack}/docs/${id}.md`]))"
     )
     registered = set(urls)
     assert {"EvoSearchKSampler", "EvoSearchSchedule", "EvoSearchLoadReward", "EvoSearchDemoModel"} <= registered
@@ -216,6 +216,15 @@ def test_demo_plan_is_600_nfe_and_follows_the_sampler_steps(comfy):
     plan = expected_plan(comfy, api[str(schedule)]["inputs"], steps)
     assert wait_info(comfy, schedule, plan)["text"] == f"Planned: {plan}", "the plan did not follow the new steps"
     assert f"at {steps} steps" in plan
+
+    # A Schedule added from the node library, linked to nothing, plans for its own steps widget (default 20).
+    added = comfy.evaluate(
+        "(() => { const n = LiteGraph.createNode('EvoSearchSchedule'); n.pos = [3000, 0]; app.graph.add(n);"
+        " return n.id; })()"
+    )
+    default_plan = expected_plan(comfy, {}, 20)
+    assert wait_info(comfy, added, default_plan)["text"] == f"Planned: {default_plan}"
+    comfy.evaluate(f"app.graph.remove(app.graph.getNodeById({added}))")
 
     # A bad value shows the Schedule's own error instead of a cost.
     comfy.evaluate(

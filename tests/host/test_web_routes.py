@@ -21,8 +21,9 @@ def sampler_nodes(pack):
     return importlib.import_module(f"{pack.__name__}.nodes.sampler_nodes")
 
 
-DEMO_SCHEDULE = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 30.0, "evolution_steps": "0, 20, 30, 40",
-                 "population": "42, 26, 26, 26, 30", "steps": 20, "potential": "max", "lam": 10.0, "fitness": "x0"}  # fmt: skip
+DEMO_SCHEDULE = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 30.0,
+                 "evolution_steps": "0, 20, 30, 40", "population": "42, 26, 26, 26, 30", "steps": 20,
+                 "potential": "max", "lam": 10.0, "fitness": "x0"}  # fmt: skip
 
 
 def test_plan_is_the_schedule_nodes_own_text_at_the_given_steps(routes, sampler_nodes):

@@ -98,6 +98,9 @@ def browser_unavailable() -> str:
         import websocket  # noqa: F401
     except ImportError:
         return "websocket-client is not installed (pip install -r requirements-dev.txt)"
+    explicit = os.environ.get(BROWSER_ENV)
+    if explicit and not Path(explicit).is_file():
+        return f"${BROWSER_ENV}={explicit} is not a file"
     if find_browser() is None:
         return (
             f"no Chromium found (looked for ${BROWSER_ENV} and {', '.join(BROWSER_NAMES)} on PATH; "

@@ -56,9 +56,16 @@ _NODES_JS = r"""
 class ComfyPage:
     """A ComfyUI server with this pack and a headless browser showing its frontend. Use as a context manager."""
 
-    def __init__(self, comfy_path: Path, root: Path, width: int = 1600, height: int = 1000) -> None:
+    def __init__(
+        self,
+        comfy_path: Path,
+        root: Path,
+        width: int = 1600,
+        height: int = 1000,
+        model_paths: dict[str, Path] | None = None,
+    ) -> None:
         self.root = Path(root)
-        self.server = ComfyServer(comfy_path, self.root / "server")
+        self.server = ComfyServer(comfy_path, self.root / "server", model_paths)
         self.browser: Chromium | None = None
         try:
             self.server.wait_ready()

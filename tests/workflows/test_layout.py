@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 from PIL import Image
-
 from support.workflows import API_TWINS, WORKFLOWS, InProcessComfy, load
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
@@ -54,5 +53,5 @@ def test_shipped_files_are_what_the_generator_writes(pack):
     assert sorted(specs) == NAMES
     for name, spec in specs.items():
         ui, api = build(name, spec)
-        assert json.loads(json.dumps(ui)) == load(WORKFLOWS / f"{name}.json"), f"re-run tools/make_workflows.py ({name})"
+        assert json.loads(json.dumps(ui)) == load(WORKFLOWS / f"{name}.json"), f"{name}: re-run make_workflows.py"
         assert api == load(API_TWINS / f"{name}.json"), name

@@ -97,12 +97,17 @@ async function refreshPlan(node) {
   render(node);
 }
 
+/** Every Schedule node alive in the page (the root graph's and those inside subgraphs). */
+const schedules = new Set();
 let refreshTimer = null;
-/** Re-plan every Schedule of the loaded graph soon (many changes in a row make one round of requests). */
+/** Re-plan every Schedule soon (many changes in a row make one round of requests). */
 function refreshAllSoon() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
-    for (const node of app.graph?.nodes ?? []) if (node.type === SCHEDULE) refreshPlan(node);
+    for (const node of schedules) {
+      if (node.graph) refreshPlan(node);
+      else schedules.delete(node); // removed from its graph
+    }
   }, 100);
 }
 
@@ -131,6 +136,7 @@ function addInfoWidget(node) {
   });
   widget.serialize = false;
   node.evosearchInfo = { element, plan: null, planError: null, planKey: null, run: null, ticket: 0 };
+  if (node.type === SCHEDULE) schedules.add(node);
   render(node);
 }
 
@@ -163,6 +169,22 @@ app.registerExtension({
         this.evosearchInfo.run = text.map(String).join("\n");
         render(this);
       }
+    };
+
+    const onAdded = nodeType.prototype.onAdded;
+    nodeType.prototype.onAdded = function () {
+      const out = onAdded?.apply(this, arguments);
+      if (this.type === SCHEDULE) {
+        schedules.add(this);
+        refreshAllSoon();
+      }
+      return out;
+    };
+
+    const onRemoved = nodeType.prototype.onRemoved;
+    nodeType.prototype.onRemoved = function () {
+      schedules.delete(this);
+      return onRemoved?.apply(this, arguments);
     };
 
     const onConnectionsChange = nodeType.prototype.onConnectionsChange;
