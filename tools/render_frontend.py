@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
+from support.comfy import boot  # noqa: E402
 from support.frontend import ComfyPage  # noqa: E402
 from support.paths import comfyui_path  # noqa: E402
 from support.workflows import WORKFLOWS  # noqa: E402
@@ -144,6 +145,7 @@ def main() -> int:
     comfy_path, reason = comfyui_path()
     if comfy_path is None:
         raise SystemExit(reason)
+    boot()  # ComfyUI in-process: the server's start flags come from the pack's compat layer
     both = not (args.thumbnails or args.readme)
     with tempfile.TemporaryDirectory(prefix="evosearch-render-") as tmp:
         if args.thumbnails or both:

@@ -30,7 +30,9 @@ SUMMARY_NODES = ("EvoSearchKSampler", "EvoSearchResults", "EvoSearchSchedule")
 
 
 @pytest.fixture(scope="module")
-def comfy(request, tmp_path_factory):
+def comfy(request, pack, tmp_path_factory):
+    """The server and the browser (``pack``: ComfyUI imported in-process too, where the test support reads the
+    server's start flags from the pack)."""
     path, _ = comfyui_path()
     root = tmp_path_factory.mktemp("frontend")
     shots = root / "screenshots"
