@@ -115,8 +115,9 @@ def _reward(node_id: int, col: int, row: int, kind: str, prompt: str, **video: o
 
 
 def _schedule(node_id: int, col: int, row: int, **widgets: object) -> N:
-    base = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 10.0, "evolution_steps": "0, 20, 30, 40",
-            "population": "42, 26, 26, 26, 30", "steps": 25, "potential": "max", "lam": 10.0}  # fmt: skip
+    # evolution_steps and population (custom mode only) keep the node's defaults
+    base = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 10.0, "steps": 25, "potential": "max",
+            "lam": 10.0}  # fmt: skip
     return N(node_id, "EvoSearchSchedule", col, row, {**base, **widgets})
 
 

@@ -30,7 +30,7 @@ WIDGET_PADDING = 42 + 2 * (15 + 6 + 10)  # BaseWidget.minValueWidth + 2·(margin
 DOM_MIN_HEIGHT = 50  # a DOM widget (multiline text, markdown, PreviewAny's text) without its own minimum
 IMAGE_PREVIEW_HEIGHT = 220  # the image preview PreviewImage/SaveImage add after a run (useImagePreviewWidget)
 #: The read-only text boxes web/js/evosearch.js adds (NODES[...].height there): planned cost, run summary.
-INFO_HEIGHTS = {"EvoSearchSchedule": 100, "EvoSearchKSampler": 80, "EvoSearchResults": 80}
+INFO_HEIGHTS = {"EvoSearchSchedule": 100, "EvoSearchKSampler": 96, "EvoSearchResults": 96}
 
 #: Arial advance widths (1/1000 em) of printable ASCII, from its published metrics (identical to Helvetica's and
 #: Liberation Sans'). Anything else counts as a full em, so estimates only err on the wide side.

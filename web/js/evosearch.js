@@ -18,8 +18,8 @@ const PLAN_ROUTE = "/evosearch/plan";
 const SCHEDULE = "EvoSearchSchedule";
 const NODES = {
   [SCHEDULE]: { height: 100, idle: "Planning the cost…" },
-  EvoSearchKSampler: { height: 80, idle: "After a run: the NFE, decodes, reward calls and seconds it spent." },
-  EvoSearchResults: { height: 80, idle: "After a run: the NFE, decodes, reward calls and seconds it spent." },
+  EvoSearchKSampler: { height: 96, idle: "After a run: the NFE, decodes, reward calls and seconds it spent." },
+  EvoSearchResults: { height: 96, idle: "After a run: the NFE, decodes, reward calls and seconds it spent." },
 };
 
 const linkOf = (graph, id) => (graph?.links?.get ? graph.links.get(id) : graph?.links?.[id]);
