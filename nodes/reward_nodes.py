@@ -67,7 +67,8 @@ class EvoSearchLoadReward(io.ComfyNode):
                     options=rt.model_choices(),
                     default=rt.AUTO,
                     tooltip="Weights inside models/rewards/<kind>/. 'auto' takes the official file name "
-                    "(e.g. imagereward/ImageReward.pt, hpsv2/HPS_v2.1_compressed.pt).",
+                    "(e.g. imagereward/ImageReward.pt, hpsv2/HPS_v2.1_compressed.pt). The official names are "
+                    "listed even when not installed; running with a missing one says where to get it.",
                 ),
                 io.Combo.Input(
                     "dtype",
@@ -163,7 +164,11 @@ class EvoSearchLoadReward(io.ComfyNode):
                 ),
             ],
             outputs=[
-                Reward.Output("reward", tooltip="The reward, for EvoSearch samplers, Combine Rewards or Score Images.")
+                Reward.Output(
+                    "reward",
+                    display_name="reward",
+                    tooltip="The reward, for EvoSearch samplers, Combine Rewards or Score Images.",
+                )
             ],
         )
 
@@ -271,7 +276,7 @@ class EvoSearchCombineRewards(io.ComfyNode):
                 "aesthetic) share its image forward."
             ),
             inputs=inputs,
-            outputs=[Reward.Output("reward", tooltip="The combined reward.")],
+            outputs=[Reward.Output("reward", display_name="reward", tooltip="The combined reward.")],
         )
 
     @classmethod
@@ -376,10 +381,19 @@ class EvoSearchScoreImages(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Float.Output("scores", is_output_list=True, tooltip="One score per image (per video), input order."),
-                io.Image.Output("sorted_images", tooltip="The batch sorted best first (whole videos stay together)."),
-                io.Image.Output("top_images", tooltip="The top_k best images (or videos)."),
-                io.String.Output("table", tooltip="Rank, input index and score, best first."),
+                io.Float.Output(
+                    "scores",
+                    display_name="scores",
+                    is_output_list=True,
+                    tooltip="One score per image (per video), input order.",
+                ),
+                io.Image.Output(
+                    "sorted_images",
+                    display_name="sorted_images",
+                    tooltip="The batch sorted best first (whole videos stay together).",
+                ),
+                io.Image.Output("top_images", display_name="top_images", tooltip="The top_k best images (or videos)."),
+                io.String.Output("table", display_name="table", tooltip="Rank, input index and score, best first."),
             ],
             is_output_node=True,
         )

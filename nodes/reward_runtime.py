@@ -30,6 +30,7 @@ __all__ = [
     "register_reward_folder",
     "reward_roots",
     "model_choices",
+    "official_choice",
     "resolve_model",
     "resolve_dtype",
     "score_images",
@@ -62,16 +63,29 @@ def reward_roots() -> list[str]:
     return folder_paths.get_folder_paths(FOLDER)
 
 
+def official_choice(kind_name: str) -> str | None:
+    """The combo entry of a kind's official file (``"imagereward/ImageReward.pt"``); ``None`` for weight-free kinds."""
+    kind = get_kind(kind_name)
+    return f"{kind.folder}/{kind.files[0]}" if kind.needs_weights else None
+
+
 def model_choices(kinds: list[str] | None = None) -> list[str]:
-    """``"auto"`` plus every installed weight file or model folder, as ``"<kind folder>/<name>"``."""
+    """``"auto"``, then per kind its installed weight files or model folders and its official file name even when it is
+    not installed, as ``"<kind folder>/<name>"``.
+
+    Listing the official names keeps workflows that name them valid on any machine (the frontend's Missing Models
+    dialog offers a file only when a widget names it); loading one that is not installed raises the loader's
+    :class:`~rewards.errors.MissingRewardFile` at run time, which names the file, the folders searched and the source.
+    """
     roots = reward_roots()
     out = [AUTO]
     for name in kinds or reward_kinds():
         kind = get_kind(name)
-        if kind.needs_weights:
-            out += [
-                f"{kind.folder}/{p.name}" for p in list_weights(kind, roots) if f"{kind.folder}/{p.name}" not in out
-            ]
+        if not kind.needs_weights:
+            continue
+        for entry in [f"{kind.folder}/{p.name}" for p in list_weights(kind, roots)] + [official_choice(name)]:
+            if entry not in out:
+                out.append(entry)
     return out
 
 

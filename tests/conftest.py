@@ -1,8 +1,10 @@
 """Test groups and their summary line.
 
 Groups are the folders under tests/: core (engine, no ComfyUI), rewards (tiny reward models), host (a real ComfyUI
-found through COMFYUI_PATH), workflows (example workflows through ComfyUI's executor). Host and workflow tests are
-skipped with a printed reason where ComfyUI is absent. The summary names which groups ran and which were skipped.
+found through COMFYUI_PATH), workflows (example workflows through ComfyUI's executor), browser (ComfyUI's real web
+frontend in headless Chromium). Host, workflow and browser tests are skipped with a printed reason where ComfyUI is
+absent; browser tests also where no Chromium (or websocket-client) is. The summary names which groups ran and which
+were skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def pytest_runtest_logreport(report):  # noqa: ANN001 - pytest hook
     group = _group(report.nodeid)
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[group][report.outcome] += 1
-        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        if report.outcome == "skipped" and hasattr(report, "wasxfail"):
+            _skip_reasons[group].add(f"expected failure: {report.wasxfail}")
+        elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             _skip_reasons[group].add(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 
@@ -44,25 +48,34 @@ def pytest_terminal_summary(terminalreporter):  # noqa: ANN001 - pytest hook
         tr.write_line(line)
         for reason in sorted(_skip_reasons[group])[:3]:
             tr.write_line(f"{'':<10} skip reason: {reason}")
+        if group == BROWSER_GROUP and getattr(tr.config, "evosearch_screenshots", None):
+            tr.write_line(f"{'':<10} screenshots: {tr.config.evosearch_screenshots}")
 
 
 # ---------------------------------------------------------------------------------------------- ComfyUI host groups
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from support.browser import browser_unavailable  # noqa: E402
 from support.paths import comfyui_path  # noqa: E402
 
 HOST_GROUPS = ("host", "workflows")
+BROWSER_GROUP = "browser"
 _comfy_path, _comfy_reason = comfyui_path()
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest hook
-    if _comfy_path is not None:
-        return
-    marker = pytest.mark.skip(reason=f"ComfyUI tests skipped: {_comfy_reason}")
+    reasons = {}
+    if _comfy_path is None:
+        reasons = dict.fromkeys((*HOST_GROUPS, BROWSER_GROUP), f"ComfyUI tests skipped: {_comfy_reason}")
+    elif any(_group(item.nodeid) == BROWSER_GROUP for item in items):
+        missing = browser_unavailable()
+        if missing:
+            reasons[BROWSER_GROUP] = f"browser tests skipped: {missing}"
     for item in items:
-        if _group(item.nodeid) in HOST_GROUPS:
-            item.add_marker(marker)
+        reason = reasons.get(_group(item.nodeid))
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

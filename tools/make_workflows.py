@@ -6,6 +6,12 @@ Each workflow is declared once below as nodes with named widget values and links
 ComfyUI's own node definitions (the ``/object_info`` view the frontend uses: input order, widget types,
 ``control_after_generate``), so its positional ``widgets_values`` match what the canvas would save; the API twin is
 what ``/prompt`` accepts. tests/workflows/ converts every UI file back independently and checks it equals the twin.
+
+Layout: every node is sized as the frontend sizes it (tools/workflow_layout.py: LiteGraph's title, slot and widget
+heights, multiline text boxes, the image a run previews, the cost box of web/js/evosearch.js) and placed in columns
+so that every link runs left to right; the browser test checks that nothing overlaps in the real frontend. The
+top-level ``id`` is a UUID derived from the file name, so regenerating changes nothing. Reward loaders name their
+kind's official file (not ``auto``) so the frontend's Missing Models dialog lists it with its source.
 """
 
 from __future__ import annotations
@@ -13,12 +19,43 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("make_workflows")
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]  # tests/support, and tools/ as a package
+
+from tools.workflow_layout import (  # noqa: E402
+    DOM_MIN_HEIGHT,
+    IMAGE_PREVIEW_HEIGHT,
+    INFO_HEIGHTS,
+    NODE_PADDING,
+    SLOT_HEIGHT,
+    TITLE_HEIGHT,
+    WIDGETS_PADDING,
+    Box,
+    Widget,
+    layout,
+    node_size,
+    overlaps,
+    text_width,
+)
+
+#: Body widths (px) by node type; a node whose labels need more gets more (workflow_layout.node_size).
+DEFAULT_WIDTH = 300
+WIDTHS = {"CLIPTextEncode": 400, "EvoSearchSchedule": 360, "EvoSearchKSampler": 340, "EvoSearchLoadReward": 340,
+          "EvoSearchResults": 300, "PreviewAny": 360, "PreviewImage": 300, "SaveImage": 300,
+          "SaveVideo": 320}  # fmt: skip
+NOTE_WIDTH = 400
+#: Heights of multiline text boxes (node type, widget) → px; others get the frontend's minimum.
+DOM_HEIGHTS = {("CLIPTextEncode", "text"): 110, ("EvoSearchLoadReward", "prompt"): 70, ("PreviewAny", "preview"): 170}
+#: The canvas of a 1920×1080 browser window (sidebar, tabs and menu bar taken off) and the least zoom that draws text.
+VIEW = (1860, 940)
+MIN_READABLE_SCALE = 0.62
+#: Nodes that show an image or video after a run (room reserved so they do not grow over their neighbours).
+RESULT_PREVIEWS = {"PreviewImage", "SaveImage", "SaveVideo"}
 
 NEGATIVE = "blurry, low quality, distorted, watermark, text"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -52,7 +89,7 @@ MODELS = {
 
 @dataclass
 class N:
-    """One node: id, class, grid position, widget values by name, links {input: (source id, output slot)}."""
+    """One node: id, class, column and place in it, widget values by name, links {input: (source id, output slot)}."""
 
     id: int
     type: str
@@ -72,25 +109,27 @@ class Note:
 
 
 def _reward(node_id: int, col: int, row: int, kind: str, prompt: str, **video: object) -> N:
-    widgets = {"kind": kind, "model": "auto", "dtype": "auto", "prompt": prompt, **video}
+    """Load Reward naming the kind's official file, so the Missing Models dialog offers it (frontend.md)."""
+    widgets = {"kind": kind, "model": MODELS[kind]["name"], "dtype": "auto", "prompt": prompt, **video}
     return N(node_id, "EvoSearchLoadReward", col, row, widgets, models=[MODELS[kind]])
 
 
 def _schedule(node_id: int, col: int, row: int, **widgets: object) -> N:
-    base = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 10.0, "evolution_steps": "0, 20, 30, 40",
-            "population": "42, 26, 26, 26, 30", "steps": 25, "potential": "max", "lam": 10.0}  # fmt: skip
+    # evolution_steps and population (custom mode only) keep the node's defaults
+    base = {"mode": "budget_multiple", "strategy": "evosearch", "budget": 10.0, "steps": 25, "potential": "max",
+            "lam": 10.0}  # fmt: skip
     return N(node_id, "EvoSearchSchedule", col, row, {**base, **widgets})
 
 
 def _checkpoint_t2i(name: str, model: str, size: int, prompt: str, steps: int, cfg: float, note: str) -> dict:
     nodes = [
-        N(1, "CheckpointLoaderSimple", 0, 0, {"ckpt_name": MODELS[model]["name"]}, models=[MODELS[model]]),
+        N(1, "CheckpointLoaderSimple", 0, 1, {"ckpt_name": MODELS[model]["name"]}, models=[MODELS[model]]),
         N(2, "CLIPTextEncode", 1, 0, {"text": prompt}, {"clip": (1, 1)}, title="Positive prompt"),
         N(3, "CLIPTextEncode", 1, 1, {"text": NEGATIVE}, {"clip": (1, 1)}, title="Negative prompt"),
         N(4, "EmptyLatentImage", 1, 2, {"width": size, "height": size, "batch_size": 1}),
         _reward(5, 0, 2, "imagereward", prompt),
-        _schedule(6, 0, 3, steps=steps),
-        N(7, "EvoSearchMutation", 1, 3),
+        _schedule(6, 1, 3, steps=steps),
+        N(7, "EvoSearchMutation", 1, 4),
         N(
             8,
             "EvoSearchKSampler",
@@ -123,7 +162,7 @@ def _checkpoint_t2i(name: str, model: str, size: int, prompt: str, steps: int, c
         N(13, "PreviewImage", 3, 2, links={"images": (8, 4)}, title="Reward vs NFE"),
         N(14, "PreviewAny", 3, 3, links={"source": (8, 3)}, title="Search report"),
     ]
-    return {"nodes": nodes, "note": Note(2, 2, note)}
+    return {"nodes": nodes, "note": Note(0, 0, note)}
 
 
 def workflows() -> dict[str, dict]:
@@ -133,8 +172,8 @@ def workflows() -> dict[str, dict]:
         "## EvoSearch, SD1.5 text-to-image\n\nThe EvoSearch KSampler spends a budget (here ×10 one image's compute) "
         "searching initial noises and intermediate latents for the image ImageReward likes best. Put "
         "`ImageReward.pt` in `models/rewards/imagereward/`. Raise the budget in EvoSearch Schedule for better "
-        "images; switch its strategy to best_of_n to compare at the same compute. The report shows NFE, decodes, "
-        "reward calls and seconds."
+        "images (the Schedule shows what a run will cost); switch its strategy to best_of_n to compare at the same "
+        "compute. The report shows the NFE, decodes, reward calls and seconds spent."
     )
     sdxl_note = sd15_note.replace("SD1.5", "SDXL")
     flux = [
@@ -142,7 +181,7 @@ def workflows() -> dict[str, dict]:
             1,
             "UNETLoader",
             0,
-            0,
+            1,
             {"unet_name": MODELS["flux"]["name"], "weight_dtype": "default"},
             models=[MODELS["flux"]],
         ),
@@ -150,7 +189,7 @@ def workflows() -> dict[str, dict]:
             2,
             "DualCLIPLoader",
             0,
-            1,
+            2,
             {
                 "clip_name1": MODELS["clip_l"]["name"],
                 "clip_name2": MODELS["t5xxl"]["name"],
@@ -159,12 +198,12 @@ def workflows() -> dict[str, dict]:
             },
             models=[MODELS["clip_l"], MODELS["t5xxl"]],
         ),
-        N(3, "VAELoader", 0, 2, {"vae_name": MODELS["flux_vae"]["name"]}, models=[MODELS["flux_vae"]]),
+        N(3, "VAELoader", 0, 3, {"vae_name": MODELS["flux_vae"]["name"]}, models=[MODELS["flux_vae"]]),
         N(4, "CLIPTextEncode", 1, 0, {"text": lighthouse}, {"clip": (2, 0)}, title="Prompt"),
-        N(5, "FluxGuidance", 1, 1, {"guidance": 3.5}, {"conditioning": (4, 0)}),
-        N(6, "BasicGuider", 2, 0, links={"model": (1, 0), "conditioning": (5, 0)}),
+        N(5, "FluxGuidance", 2, 0, {"guidance": 3.5}, {"conditioning": (4, 0)}),
+        N(6, "BasicGuider", 3, 0, links={"model": (1, 0), "conditioning": (5, 0)}),
         N(7, "RandomNoise", 2, 1, {"noise_seed": 42}),
-        _reward(8, 0, 3, "imagereward", lighthouse),
+        _reward(8, 1, 1, "imagereward", lighthouse),
         _schedule(9, 1, 2, mode="preset_flux", steps=28),
         N(10, "EvoSearchMutation", 1, 3),
         N(
@@ -180,15 +219,15 @@ def workflows() -> dict[str, dict]:
         N(
             14,
             "SamplerCustomAdvanced",
-            3,
+            4,
             0,
             links={"noise": (7, 0), "guider": (6, 0), "sampler": (11, 0), "sigmas": (12, 0), "latent_image": (13, 0)},
         ),
-        N(15, "VAEDecode", 4, 0, links={"samples": (14, 0), "vae": (3, 0)}),
-        N(16, "SaveImage", 5, 0, {"filename_prefix": "EvoSearch/flux_dev"}, {"images": (15, 0)}),
-        N(17, "EvoSearchResults", 4, 1, links={"run": (11, 1), "latent": (14, 0)}),
-        N(18, "PreviewImage", 5, 1, links={"images": (17, 3)}, title="Reward vs NFE"),
-        N(19, "PreviewAny", 5, 2, links={"source": (17, 2)}, title="Search report"),
+        N(15, "VAEDecode", 5, 0, links={"samples": (14, 0), "vae": (3, 0)}),
+        N(16, "SaveImage", 6, 0, {"filename_prefix": "EvoSearch/flux_dev"}, {"images": (15, 0)}),
+        N(17, "EvoSearchResults", 5, 1, links={"run": (11, 1), "latent": (14, 0)}),
+        N(18, "PreviewImage", 6, 1, links={"images": (17, 3)}, title="Reward vs NFE"),
+        N(19, "PreviewAny", 6, 2, links={"source": (17, 2)}, title="Search report"),
     ]
     flux_note = (
         "## EvoSearch with SamplerCustomAdvanced (FLUX.1-dev)\n\nThe EvoSearch Sampler is a SAMPLER: your guider, "
@@ -202,7 +241,7 @@ def workflows() -> dict[str, dict]:
             1,
             "UNETLoader",
             0,
-            0,
+            1,
             {"unet_name": MODELS["wan"]["name"], "weight_dtype": "default"},
             models=[MODELS["wan"]],
         ),
@@ -210,11 +249,11 @@ def workflows() -> dict[str, dict]:
             2,
             "CLIPLoader",
             0,
-            1,
+            2,
             {"clip_name": MODELS["umt5"]["name"], "type": "wan", "device": "default"},
             models=[MODELS["umt5"]],
         ),
-        N(3, "VAELoader", 0, 2, {"vae_name": MODELS["wan_vae"]["name"]}, models=[MODELS["wan_vae"]]),
+        N(3, "VAELoader", 0, 3, {"vae_name": MODELS["wan_vae"]["name"]}, models=[MODELS["wan_vae"]]),
         N(4, "ModelSamplingSD3", 1, 0, {"shift": 8.0}, {"model": (1, 0)}),
         N(5, "CLIPTextEncode", 1, 1, {"text": wan_prompt}, {"clip": (2, 0)}, title="Positive prompt"),
         N(
@@ -230,7 +269,7 @@ def workflows() -> dict[str, dict]:
         _reward(
             8,
             0,
-            3,
+            4,
             "clipscore",
             wan_prompt,
             video_frames=8,
@@ -239,8 +278,8 @@ def workflows() -> dict[str, dict]:
             std_weight=0.5,
             source_fps=16.0,
         ),
-        _schedule(9, 0, 4, mode="preset_wan", steps=30),
-        N(10, "EvoSearchMutation", 1, 4),
+        _schedule(9, 1, 4, mode="preset_wan", steps=30),
+        N(10, "EvoSearchMutation", 1, 5),
         N(
             11,
             "EvoSearchKSampler",
@@ -286,9 +325,9 @@ def workflows() -> dict[str, dict]:
         "CLIP ViT-L/14 folder in `models/rewards/clipscore/`."
     )
     demo = [
-        N(1, "EvoSearchDemoModel", 0, 0, {"batch_size": 1, "target_digit": 3, "reward_kind": "digit_bold"}),
-        _schedule(2, 0, 1, budget=30.0, steps=20, fitness="x0"),
-        N(3, "EvoSearchMutation", 0, 2),
+        N(1, "EvoSearchDemoModel", 0, 1, {"batch_size": 1, "target_digit": 3, "reward_kind": "digit_bold"}),
+        _schedule(2, 0, 2, budget=30.0, steps=20, fitness="x0"),
+        N(3, "EvoSearchMutation", 0, 3),
         N(
             4,
             "EvoSearchKSampler",
@@ -318,18 +357,18 @@ def workflows() -> dict[str, dict]:
         N(6, "PreviewImage", 3, 0, links={"images": (5, 0)}, title="EvoSearch: best sample"),
         N(7, "VAEDecode", 2, 1, links={"samples": (4, 1), "vae": (1, 1)}, title="Decode final population"),
         N(8, "PreviewImage", 3, 1, links={"images": (7, 0)}, title="Final population, best first"),
-        N(9, "PreviewImage", 2, 2, links={"images": (4, 4)}, title="Reward vs NFE"),
-        N(10, "PreviewAny", 2, 3, links={"source": (4, 3)}, title="Search report"),
+        N(9, "PreviewImage", 2, 3, links={"images": (4, 4)}, title="Reward vs NFE"),
+        N(10, "PreviewAny", 2, 4, links={"source": (4, 3)}, title="Search report"),
         N(
             11,
             "KSampler",
             1,
-            2,
+            1,
             {"seed": 7, "steps": 20, "cfg": 1.0, "sampler_name": "dpmpp_2m_sde", "scheduler": "karras", "denoise": 1.0},
             {"model": (1, 0), "positive": (1, 2), "negative": (1, 3), "latent_image": (1, 4)},
             title="Plain KSampler, same seed (no search)",
         ),
-        N(12, "VAEDecode", 2, 4, links={"samples": (11, 0), "vae": (1, 1)}, title="Decode plain sample"),
+        N(12, "VAEDecode", 2, 2, links={"samples": (11, 0), "vae": (1, 1)}, title="Decode plain sample"),
         N(13, "PreviewImage", 3, 2, links={"images": (12, 0)}, title="Plain sampler: same seed, no search"),
     ]
     demo_note = (
@@ -346,9 +385,9 @@ def workflows() -> dict[str, dict]:
     return {
         "evosearch_sd15_txt2img": _checkpoint_t2i("sd15", "sd15", 512, fox, 25, 7.5, sd15_note),
         "evosearch_sdxl_txt2img": _checkpoint_t2i("sdxl", "sdxl", 1024, fox, 30, 6.0, sdxl_note),
-        "evosearch_flux_dev_txt2img": {"nodes": flux, "note": Note(3, 2, flux_note)},
-        "evosearch_wan21_t2v_1.3b": {"nodes": wan, "note": Note(4, 2, wan_note)},
-        "evosearch_demo_digits": {"nodes": demo, "note": Note(4, 0, demo_note)},
+        "evosearch_flux_dev_txt2img": {"nodes": flux, "note": Note(0, 0, flux_note)},
+        "evosearch_wan21_t2v_1.3b": {"nodes": wan, "note": Note(0, 0, wan_note)},
+        "evosearch_demo_digits": {"nodes": demo, "note": Note(0, 0, demo_note)},
     }
 
 
@@ -371,7 +410,69 @@ def node_info(class_type: str) -> dict:
             "output_name": list(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES))}  # fmt: skip
 
 
-def build(spec: dict) -> tuple[dict, dict]:
+def workflow_id(name: str) -> str:
+    """The workflow's top-level ``id``: a UUID (the frontend's schema wants one), the same on every regeneration."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://github.com/evosearch/ComfyUI-EvoSearch/workflows/{name}"))
+
+
+def _title(n: N, info: dict) -> str:
+    import nodes
+
+    return n.title or info.get("display_name") or nodes.NODE_DISPLAY_NAME_MAPPINGS.get(n.type) or n.type
+
+
+def _widgets(n: N, info: dict) -> list[Widget]:
+    """The widgets the frontend gives node ``n``, with their heights (widget inputs, extras the frontend adds)."""
+    out: list[Widget] = []
+    for section in ("required", "optional"):
+        for name in info["input_order"].get(section, []):
+            spec_ = info["input"][section][name]
+            if not _is_widget(spec_):
+                continue
+            options = spec_[1] if len(spec_) > 1 and isinstance(spec_[1], dict) else {}
+            if spec_[0] == "STRING" and options.get("multiline"):
+                out.append(Widget(name, DOM_HEIGHTS.get((n.type, name), DOM_MIN_HEIGHT)))
+            else:
+                out.append(Widget(name))
+            if options.get("control_after_generate"):
+                out.append(Widget("control_after_generate", has_input=False))
+    if n.type == "PreviewAny":  # its text box (the frontend's Comfy.PreviewAny extension)
+        out.append(Widget("preview", DOM_HEIGHTS.get((n.type, "preview"), DOM_MIN_HEIGHT), has_input=False))
+    if n.type in RESULT_PREVIEWS:  # room for the image/video a run shows, so the node need not grow then
+        out.append(Widget("$$preview", IMAGE_PREVIEW_HEIGHT, has_input=False))
+    if n.type in INFO_HEIGHTS:  # the cost / run summary box of web/js/evosearch.js
+        out.append(Widget("evosearch_info", INFO_HEIGHTS[n.type], has_input=False))
+    return out
+
+
+def _note_height(text: str, width: int) -> int:
+    """Body height that shows a MarkdownNote's text without scrolling (the frontend sets notes in ~10 px type with
+    ~11.5 px lines and ~15 px bold headings; measured in frontend 1.27)."""
+    usable = width - 2 * 10 - 16  # DOM widget margin, markdown padding
+    height = 0.0
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        if paragraph.startswith("#"):
+            height += 17 * -(-text_width(paragraph.lstrip("# "), 16) // usable) + 6
+        elif paragraph:
+            height += 11.5 * -(-text_width(paragraph, 10.5) // usable) + 10
+    return int(height + 2 * 10 + 16 + SLOT_HEIGHT + WIDGETS_PADDING + NODE_PADDING)
+
+
+def opening_view(boxes: list[Box]) -> dict:
+    """The saved view (``extra.ds``): the graph's top-left corner at the window's, zoomed to fit a 1920×1080 window
+    but not below the zoom where the canvas still draws text and widgets (LiteGraph's low-quality threshold is 0.6;
+    the frontend's own fit-to-view zooms to 75% of the fit, which leaves these graphs as blank boxes)."""
+    x0 = min(b.pos[0] for b in boxes)
+    y0 = min(b.pos[1] - TITLE_HEIGHT for b in boxes)
+    x1 = max(b.pos[0] + b.size[0] for b in boxes)
+    y1 = max(b.pos[1] + b.size[1] for b in boxes)
+    margin = 20
+    scale = min(VIEW[0] / (x1 - x0 + 2 * margin), VIEW[1] / (y1 - y0 + 2 * margin), 1.0)
+    scale = round(max(scale, MIN_READABLE_SCALE), 3)
+    return {"scale": scale, "offset": [margin - x0, margin - y0]}
+
+
+def build(name: str, spec: dict) -> tuple[dict, dict]:
     """(UI workflow, API graph) for one workflow spec."""
     nodes_out, links_out, api = [], [], {}
     infos = {n.id: node_info(n.type) for n in spec["nodes"]}
@@ -380,53 +481,67 @@ def build(spec: dict) -> tuple[dict, dict]:
         info = infos[n.id]
         sockets[n.id] = []
         for section in ("required", "optional"):
-            for name in info["input_order"].get(section, []):
-                spec_ = info["input"][section][name]
+            for input_name in info["input_order"].get(section, []):
+                spec_ = info["input"][section][input_name]
                 if not _is_widget(spec_):
-                    sockets[n.id].append((name, spec_[0]))
+                    sockets[n.id].append((input_name, spec_[0]))
     link_id = 0
     incoming: dict[int, dict[str, int]] = {n.id: {} for n in spec["nodes"]}
     outgoing: dict[tuple[int, int], list[int]] = {}
+    columns = {n.id: n.col for n in spec["nodes"]}
     for n in spec["nodes"]:
-        for name, (src, slot) in n.links.items():
+        for input_name, (src, slot) in n.links.items():
+            assert columns[src] < n.col, f"{name}: link {src}→{n.id} ({input_name}) does not run left to right"
             link_id += 1
             kind = infos[src]["output"][slot]
-            to_slot = [s for s, _ in sockets[n.id]].index(name)
+            to_slot = [s for s, _ in sockets[n.id]].index(input_name)
             links_out.append([link_id, src, slot, n.id, to_slot, kind])
-            incoming[n.id][name] = link_id
+            incoming[n.id][input_name] = link_id
             outgoing.setdefault((src, slot), []).append(link_id)
+    note = spec["note"]
+    note_id = max(n.id for n in spec["nodes"]) + 1
+    boxes = [Box(note_id, note.col, note.row, (NOTE_WIDTH, _note_height(note.text, NOTE_WIDTH)))]
+    for n in spec["nodes"]:
+        info = infos[n.id]
+        outputs = [out_name for out_name in info["output_name"]]
+        size = node_size(_title(n, info), [s for s, _ in sockets[n.id]], outputs, _widgets(n, info),
+                         (WIDTHS.get(n.type, DEFAULT_WIDTH), 0))  # fmt: skip
+        boxes.append(Box(n.id, n.col, n.row, size))
+    placed = {b.id: b for b in layout(boxes)}
+    assert not overlaps(list(placed.values())), f"{name}: overlapping nodes {overlaps(list(placed.values()))}"
     for order, n in enumerate(spec["nodes"]):
         info = infos[n.id]
         values, api_inputs = [], {}
         for section in ("required", "optional"):
-            for name in info["input_order"].get(section, []):
-                spec_ = info["input"][section][name]
+            for input_name in info["input_order"].get(section, []):
+                spec_ = info["input"][section][input_name]
                 if not _is_widget(spec_):
                     continue
                 options = spec_[1] if len(spec_) > 1 and isinstance(spec_[1], dict) else {}
-                if name in n.widgets:
-                    value = n.widgets[name]
+                if input_name in n.widgets:
+                    value = n.widgets[input_name]
                 elif "default" in options:
                     value = options["default"]
                 elif isinstance(spec_[0], list) and spec_[0]:
                     value = spec_[0][0]
                 else:
-                    raise ValueError(f"{n.type}.{name} needs a value: no default")
+                    raise ValueError(f"{n.type}.{input_name} needs a value: no default")
                 values.append(value)
                 if options.get("control_after_generate"):
                     values.append("fixed")
-                api_inputs[name] = value
+                api_inputs[input_name] = value
         unknown = set(n.widgets) - set(api_inputs)
         assert not unknown, f"{n.type}: unknown widgets {unknown}"
-        for name, (src, slot) in n.links.items():
-            api_inputs[name] = [str(src), slot]
+        for input_name, (src, slot) in n.links.items():
+            api_inputs[input_name] = [str(src), slot]
         properties = {"Node name for S&R": n.type}
         if n.models:
             properties["models"] = n.models
+        box = placed[n.id]
         node = {
-            "id": n.id, "type": n.type, "pos": [40 + 380 * n.col, 60 + 260 * n.row], "size": [340, 200],
+            "id": n.id, "type": n.type, "pos": list(box.pos), "size": list(box.size),
             "flags": {}, "order": order, "mode": 0,
-            "inputs": [{"name": name, "type": kind, "link": incoming[n.id].get(name)} for name, kind in sockets[n.id]],
+            "inputs": [{"name": s, "type": kind, "link": incoming[n.id].get(s)} for s, kind in sockets[n.id]],
             "outputs": [
                 {"name": out_name, "type": kind, "links": outgoing.get((n.id, slot), []), "slot_index": slot}
                 for slot, (kind, out_name) in enumerate(zip(info["output"], info["output_name"]))
@@ -437,14 +552,13 @@ def build(spec: dict) -> tuple[dict, dict]:
             node["title"] = n.title
         nodes_out.append(node)
         api[str(n.id)] = {"class_type": n.type, "inputs": api_inputs}
-    note = spec["note"]
-    note_id = max(n.id for n in spec["nodes"]) + 1
-    nodes_out.append({"id": note_id, "type": "MarkdownNote", "pos": [40 + 380 * note.col, 60 + 260 * note.row],
-                      "size": [360, 220], "flags": {}, "order": len(nodes_out), "mode": 0, "inputs": [],
-                      "outputs": [], "properties": {}, "widgets_values": [note.text], "title": "About this workflow"})  # fmt: skip
-    ui = {"id": "", "revision": 0, "last_node_id": note_id, "last_link_id": link_id, "nodes": nodes_out,
-          "links": links_out, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
-          "version": 0.4}  # fmt: skip
+    box = placed[note_id]
+    nodes_out.append({"id": note_id, "type": "MarkdownNote", "pos": list(box.pos), "size": list(box.size),
+                      "flags": {}, "order": len(nodes_out), "mode": 0, "inputs": [], "outputs": [],
+                      "properties": {}, "widgets_values": [note.text], "title": "About this workflow"})  # fmt: skip
+    ui = {"id": workflow_id(name), "revision": 0, "last_node_id": note_id, "last_link_id": link_id,
+          "nodes": nodes_out, "links": links_out, "groups": [], "config": {},
+          "extra": {"ds": opening_view(list(placed.values()))}, "version": 0.4}  # fmt: skip
     return ui, api
 
 
@@ -452,8 +566,14 @@ def main() -> int:
     from support.comfy import boot
     from support.workflows import InProcessComfy
 
-    boot()
+    pack = boot()
+    import importlib
     import tempfile
+
+    runtime = importlib.import_module(f"{pack.__name__}.nodes.reward_runtime")
+    for kind in ("imagereward", "clipscore"):
+        official = runtime.official_choice(kind)
+        assert MODELS[kind]["name"] == official, f"MODELS[{kind!r}] must name the official file {official!r}"
 
     with tempfile.TemporaryDirectory() as tmp:
         InProcessComfy(Path(tmp))  # registers core extras and this pack as custom nodes
@@ -462,7 +582,7 @@ def main() -> int:
     out_ui.mkdir(exist_ok=True)
     out_api.mkdir(parents=True, exist_ok=True)
     for name, spec in workflows().items():
-        ui, api = build(spec)
+        ui, api = build(name, spec)
         (out_ui / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
         (out_api / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
         log.info("wrote workflows/%s.json and tests/workflows/api/%s.json", name, name)

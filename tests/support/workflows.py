@@ -189,15 +189,19 @@ def free_port() -> int:
 class ComfyServer:
     """The real ComfyUI server on 127.0.0.1 (CPU), with this pack and the tiny test pack as custom nodes."""
 
-    def __init__(self, comfy_path: Path, root: Path) -> None:
+    def __init__(self, comfy_path: Path, root: Path, model_paths: dict[str, Path] | None = None) -> None:
+        """``model_paths``: extra model folders by kind (e.g. ``{"rewards": path}``), as extra_model_paths.yaml adds."""
         self.port = free_port()
-        root.mkdir(parents=True, exist_ok=True)
+        for folder in (root, root / "user", root / "input"):
+            folder.mkdir(parents=True, exist_ok=True)
         config = root / "extra_model_paths.yaml"
-        config.write_text(f"evosearch_test:\n  custom_nodes: {custom_nodes_dir(root)}\n")
+        extra = "".join(f"  {kind}: {path}\n" for kind, path in (model_paths or {}).items())
+        config.write_text(f"evosearch_test:\n  custom_nodes: {custom_nodes_dir(root)}\n{extra}")
         self.log = (root / "server.log").open("w")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--extra-model-paths-config", str(config), "--output-directory", str(root / "output"),
-               "--temp-directory", str(root / "temp"), "--database-url", "sqlite:///:memory:",
+               "--temp-directory", str(root / "temp"), "--user-directory", str(root / "user"),
+               "--input-directory", str(root / "input"), "--database-url", "sqlite:///:memory:",
                "--disable-auto-launch", *self.compat_flags()]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(cmd, cwd=comfy_path, stdout=self.log, stderr=subprocess.STDOUT, env=env)
