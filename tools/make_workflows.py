@@ -80,6 +80,10 @@ MODELS = {
              "url": f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors?download=true"},
     "wan_vae": {"name": "wan_2.1_vae.safetensors", "directory": "vae",
                 "url": f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors?download=true"},
+    "wan22_high": {"name": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "directory": "diffusion_models",
+                   "url": f"{HF}/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors?download=true"},
+    "wan22_low": {"name": "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", "directory": "diffusion_models",
+                  "url": f"{HF}/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors?download=true"},
     "imagereward": {"name": "imagereward/ImageReward.pt", "directory": "rewards",
                     "url": f"{HF}/THUDM/ImageReward/resolve/main/ImageReward.pt?download=true"},
     "clipscore": {"name": "clipscore/clip-vit-large-patch14", "directory": "rewards",
@@ -324,6 +328,69 @@ def workflows() -> dict[str, dict]:
         "with a GPU and the VideoAlign files installed, set the reward kind to videoreward as in the paper. Put the "
         "CLIP ViT-L/14 folder in `models/rewards/clipscore/`."
     )
+    wan22 = [
+        N(1, "UNETLoader", 0, 1, {"unet_name": MODELS["wan22_high"]["name"], "weight_dtype": "default"},
+          models=[MODELS["wan22_high"]], title="High-noise expert"),  # fmt: skip
+        N(2, "UNETLoader", 0, 2, {"unet_name": MODELS["wan22_low"]["name"], "weight_dtype": "default"},
+          models=[MODELS["wan22_low"]], title="Low-noise expert"),  # fmt: skip
+        N(3, "CLIPLoader", 0, 3, {"clip_name": MODELS["umt5"]["name"], "type": "wan", "device": "default"},
+          models=[MODELS["umt5"]]),  # fmt: skip
+        N(4, "VAELoader", 0, 4, {"vae_name": MODELS["wan_vae"]["name"]}, models=[MODELS["wan_vae"]]),
+        N(5, "ModelSamplingSD3", 1, 0, {"shift": 8.0}, {"model": (1, 0)}, title="Shift (high-noise)"),
+        N(6, "ModelSamplingSD3", 1, 1, {"shift": 8.0}, {"model": (2, 0)}, title="Shift (low-noise)"),
+        N(7, "CLIPTextEncode", 1, 2, {"text": wan_prompt}, {"clip": (3, 0)}, title="Positive prompt"),
+        N(8, "CLIPTextEncode", 1, 3, {"text": NEGATIVE + ", static, frozen frames"}, {"clip": (3, 0)},
+          title="Negative prompt"),  # fmt: skip
+        N(9, "EmptyHunyuanLatentVideo", 1, 4, {"width": 832, "height": 480, "length": 33, "batch_size": 1}),
+        _reward(10, 0, 5, "clipscore", wan_prompt, video_frames=8, frame_policy="uniform",
+                video_aggregate="mean_minus_std", std_weight=0.5, source_fps=16.0),  # fmt: skip
+        _schedule(11, 1, 5, mode="preset_wan", steps=20),
+        N(12, "EvoSearchMutation", 1, 6),
+        N(
+            13,
+            "EvoSearchKSampler",
+            2,
+            0,
+            {
+                "seed": 42,
+                "steps": 20,
+                "cfg": 3.5,
+                "sampler_name": "euler_ancestral",
+                "scheduler": "simple",
+                "denoise": 1.0,
+                "chunk_size": 0,
+                "expert_boundary": 0.875,
+                "top_k": 0,
+            },
+            {
+                "model": (5, 0),
+                "model_low": (6, 0),
+                "positive": (7, 0),
+                "negative": (8, 0),
+                "latent_image": (9, 0),
+                "vae": (4, 0),
+                "reward": (10, 0),
+                "schedule": (11, 0),
+                "mutation": (12, 0),
+            },
+            title="EvoSearch KSampler (both experts, one search)",
+        ),
+        N(14, "VAEDecode", 3, 0, links={"samples": (13, 0), "vae": (4, 0)}),
+        N(15, "CreateVideo", 4, 0, {"fps": 16.0}, {"images": (14, 0)}),
+        N(16, "SaveVideo", 5, 0, {"filename_prefix": "EvoSearch/wan22_t2v", "format": "auto", "codec": "auto"},
+          {"video": (15, 0)}),  # fmt: skip
+        N(17, "PreviewImage", 3, 1, links={"images": (13, 4)}, title="Reward vs NFE"),
+        N(18, "PreviewAny", 3, 2, links={"source": (13, 3)}, title="Search report"),
+    ]
+    wan22_note = (
+        "## EvoSearch across Wan 2.2 A14B's two experts\n\nWan 2.2 A14B is two models: the high-noise expert runs "
+        "while σ ≥ 0.875, the low-noise expert below it (core workflows chain two KSamplerAdvanced nodes). Here one "
+        "EvoSearch KSampler runs both in a single search: connect the low-noise model to **model_low**; "
+        "**expert_boundary** is the switch (0.875 for text-to-video, 0.9 for image-to-video). Every trajectory, "
+        "child and mutation spans both experts; the report counts model evaluations per expert (nfe_per_model). "
+        "The schedule is the paper's Wan preset rescaled to 20 steps. For separate prompts or CFG per expert, use "
+        "EvoSearch Two-Expert Guider with SamplerCustomAdvanced and the EvoSearch Sampler."
+    )
     demo = [
         N(1, "EvoSearchDemoModel", 0, 1, {"batch_size": 1, "target_digit": 3, "reward_kind": "digit_bold"}),
         _schedule(2, 0, 2, budget=30.0, steps=20, fitness="x0"),
@@ -387,6 +454,7 @@ def workflows() -> dict[str, dict]:
         "evosearch_sdxl_txt2img": _checkpoint_t2i("sdxl", "sdxl", 1024, fox, 30, 6.0, sdxl_note),
         "evosearch_flux_dev_txt2img": {"nodes": flux, "note": Note(0, 0, flux_note)},
         "evosearch_wan21_t2v_1.3b": {"nodes": wan, "note": Note(0, 0, wan_note)},
+        "evosearch_wan22_t2v_a14b": {"nodes": wan22, "note": Note(0, 0, wan22_note)},
         "evosearch_demo_digits": {"nodes": demo, "note": Note(0, 0, demo_note)},
     }
 

@@ -10,7 +10,8 @@ from support.workflows import API_TWINS, LOADER_SWAPS, WORKFLOWS, InProcessComfy
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 ARCH = {"evosearch_sd15_txt2img": "sd15", "evosearch_sdxl_txt2img": "sdxl", "evosearch_flux_dev_txt2img": "flux",
-        "evosearch_wan21_t2v_1.3b": "wan21", "evosearch_demo_digits": None}  # fmt: skip
+        "evosearch_wan21_t2v_1.3b": "wan21", "evosearch_wan22_t2v_a14b": "wan21",
+        "evosearch_demo_digits": None}  # fmt: skip
 #: For the CPU the test shrinks images/videos and steps; node types, links and every other value stay as shipped.
 SHRINK = {
     "EmptyLatentImage": {"width": 64, "height": 64},

@@ -7,6 +7,7 @@
 //   widget or a link changes.
 // * EvoSearch KSampler, EvoSearch Results and EvoSearch Schedule show the text the server sends for them when they
 //   run (the "executed" message's output.text).
+// * On EvoSearch Schedule, widgets the chosen mode or strategy does not use are labelled "(unused)".
 //
 // The text sits in a read-only box of fixed height at the bottom of the node, so showing it never resizes a node.
 // tools/make_workflows.py reserves the same heights (INFO_HEIGHTS there) when it lays out the example workflows.
@@ -55,6 +56,27 @@ function planSteps(schedule) {
     if (steps) return steps;
   }
   return positiveInt(widgetValue(schedule, "steps")) ?? 20;
+}
+
+/** Which Schedule widgets the chosen mode and strategy ignore: they are labelled "(unused)" so nothing misleads. */
+const UNUSED = {
+  budget: (v) => !String(v.mode).startsWith("budget"),
+  evolution_steps: (v) => v.mode !== "custom",
+  population: (v) => v.mode !== "custom",
+  potential: (v) => v.strategy !== "particles",
+  lam: (v) => v.strategy !== "particles",
+  fitness: (v) => v.strategy === "best_of_n",
+};
+
+function markUnused(node) {
+  if (node.type !== SCHEDULE) return;
+  const values = Object.fromEntries((node.widgets ?? []).map((w) => [w.name, w.value]));
+  for (const w of node.widgets ?? []) {
+    const unused = UNUSED[w.name]?.(values);
+    if (unused === undefined) continue;
+    w.label = unused ? `${w.name} (unused)` : undefined;
+  }
+  node.setDirtyCanvas?.(true, false);
 }
 
 function render(node) {
@@ -149,11 +171,14 @@ app.registerExtension({
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
       addInfoWidget(this);
+      markUnused(this);
       for (const w of this.widgets ?? []) {
         if (w.name === WIDGET) continue;
         const callback = w.callback;
+        const node = this;
         w.callback = function () {
           const out = callback?.apply(this, arguments);
+          markUnused(node);
           refreshAllSoon(); // a Schedule's own widget, or the steps a Schedule plans for
           return out;
         };
@@ -200,6 +225,7 @@ app.registerExtension({
   },
 
   async afterConfigureGraph() {
+    for (const node of schedules) markUnused(node); // widget values arrive after the node was created
     refreshAllSoon();
   },
 });

@@ -24,10 +24,18 @@ torch.backends.mkldnn.enabled = False  # as in tests/support/comfy.py: no per-sh
 _CACHE: dict[str, object] = {}
 
 
-def _bundle(arch: str):
-    if arch not in _CACHE:
-        _CACHE[arch] = build(arch)
-    return _CACHE[arch]
+def _bundle(arch: str, seed: int = 0):
+    key = f"{arch}:{seed}"
+    if key not in _CACHE:
+        _CACHE[key] = build(arch, seed=seed)
+    return _CACHE[key]
+
+
+def _seed_of(name: str) -> int:
+    """Different file names give different tiny weights (a workflow with two experts gets two models)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "little") if name else 0
 
 
 def _any(name: str) -> io.String.Input:
@@ -56,7 +64,7 @@ class TinyUNETLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, arch, unet_name="", weight_dtype=""):
-        return io.NodeOutput(_bundle(arch).model)
+        return io.NodeOutput(_bundle(arch, _seed_of(unet_name)).model)
 
 
 class TinyCLIPLoader(io.ComfyNode):
