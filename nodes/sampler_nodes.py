@@ -194,10 +194,11 @@ def schedule_summary(spec: es.ScheduleSpec, steps: int, mutation: es.Mutation | 
     schedule = spec.resolve(steps)
     mutation = mutation or es.Mutation()
     strategy = schedule.strategy_class
-    memory = es.estimate_memory(strategy, schedule, mutation, steps, _REFERENCE_LATENT, torch.float32, 16)
+    memory = es.estimate_memory(strategy, schedule, mutation, steps, _REFERENCE_LATENT, torch.float32, 16, 32)
+    calls = schedule.reward_calls(steps)
     return (
-        f"{schedule.describe(steps)}.\nMemory: {memory.describe()} for a 512² SD1.5 latent "
-        f"(scales with the latent's size)."
+        f"{schedule.describe(steps)} — each a VAE decode ({calls:,} decodes; a scoring_vae makes them cheap).\n"
+        f"Memory: {memory.describe()} for a 512² SD1.5 latent (scales with the latent's size)."
     )
 
 

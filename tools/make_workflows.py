@@ -112,6 +112,10 @@ class Note:
     text: str
 
 
+#: The demos' images are 32×32: previews enlarge them (nearest neighbour keeps the pixels honest) so they can be judged.
+_ENLARGE = {"upscale_method": "nearest-exact", "scale_by": 8.0}
+
+
 def _reward(node_id: int, col: int, row: int, kind: str, prompt: str, **video: object) -> N:
     """Load Reward naming the kind's official file, so the Missing Models dialog offers it (frontend.md)."""
     widgets = {"kind": kind, "model": MODELS[kind]["name"], "dtype": "auto", "prompt": prompt, **video}
@@ -421,9 +425,11 @@ def workflows() -> dict[str, dict]:
             },
         ),
         N(5, "VAEDecode", 2, 0, links={"samples": (4, 0), "vae": (1, 1)}, title="Decode best"),
-        N(6, "PreviewImage", 3, 0, links={"images": (5, 0)}, title="EvoSearch: best sample"),
+        N(14, "ImageScaleBy", 3, 0, _ENLARGE, {"image": (5, 0)}, title="Enlarge ×8 (32 px images)"),
+        N(6, "PreviewImage", 4, 0, links={"images": (14, 0)}, title="EvoSearch: best sample"),
         N(7, "VAEDecode", 2, 1, links={"samples": (4, 1), "vae": (1, 1)}, title="Decode final population"),
-        N(8, "PreviewImage", 3, 1, links={"images": (7, 0)}, title="Final population, best first"),
+        N(15, "ImageScaleBy", 3, 1, _ENLARGE, {"image": (7, 0)}, title="Enlarge ×8"),
+        N(8, "PreviewImage", 4, 1, links={"images": (15, 0)}, title="Final population, best first"),
         N(9, "PreviewImage", 2, 3, links={"images": (4, 4)}, title="Reward vs NFE"),
         N(10, "PreviewAny", 2, 4, links={"source": (4, 3)}, title="Search report"),
         N(
@@ -436,7 +442,8 @@ def workflows() -> dict[str, dict]:
             title="Plain KSampler, same seed (no search)",
         ),
         N(12, "VAEDecode", 2, 2, links={"samples": (11, 0), "vae": (1, 1)}, title="Decode plain sample"),
-        N(13, "PreviewImage", 3, 2, links={"images": (12, 0)}, title="Plain sampler: same seed, no search"),
+        N(16, "ImageScaleBy", 3, 2, _ENLARGE, {"image": (12, 0)}, title="Enlarge ×8"),
+        N(13, "PreviewImage", 4, 2, links={"images": (16, 0)}, title="Plain sampler: same seed, no search"),
     ]
     demo_note = (
         "## EvoSearch demo: no downloads, runs on a CPU in seconds\n\nThe EvoSearch Demo Model node loads a tiny "
