@@ -208,3 +208,25 @@ register_kind(
         description="Hasler–Süsstrunk colourfulness; needs no model, useful for first runs and tests.",
     )
 )
+
+
+def _load_shapes(path: None, *, dtype: torch.dtype, prompt: str | None, roots: tuple) -> Any:
+    from .shapes.reward import ShapesReward
+
+    return ShapesReward(prompt)
+
+
+register_kind(
+    RewardKind(
+        name="shapes",
+        title="Shapes verifier (no weights)",
+        folder="shapes",
+        files=(),
+        source="built in (GenEval-style verifier for the EvoSearch Shapes Model)",
+        licence="this pack's",
+        loader=_load_shapes,
+        accepts_video=True,
+        description="Parses a shapes image (colours, components, shapes, counts, positions) and checks the prompt; "
+        "score = ½·dense + ½·pass in 0..1, passes() gives the strict verdict.",
+    )
+)
