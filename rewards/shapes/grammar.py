@@ -283,12 +283,13 @@ def parse(prompt: str) -> ScenePrompt:
 
 
 # ----------------------------------------------------------------------------------------------- phrasing (captions)
-_LEAD_INS = ("", "", "", "a photo of ", "an image of ", "a picture of ", "a drawing of ")
+_LEAD_INS = ("", "", "", "", "a photo of ", "an image of ", "a picture of ", "a drawing of ", "an illustration of ",
+             "a render of ", "there is ")  # fmt: skip
 _REL_WORDS = {
-    "left of": ("left of", "to the left of", "on the left of"),
-    "right of": ("right of", "to the right of", "on the right of"),
+    "left of": ("left of", "to the left of", "on the left of", "on the left side of"),
+    "right of": ("right of", "to the right of", "on the right of", "on the right side of"),
     "above": ("above", "over", "on top of"),
-    "below": ("below", "under", "beneath"),
+    "below": ("below", "under", "beneath", "underneath"),
 }
 
 
@@ -296,7 +297,7 @@ def _random_np(group: ObjectGroup, rng: np.random.Generator) -> str:
     if group.count > 1 or group.exact:
         det = str(group.count) if rng.random() < 0.25 else _WORD_NUMBERS[group.count]
     else:
-        det = ("a", "one", "the", "")[int(rng.choice(4, p=[0.75, 0.1, 0.05, 0.1]))]
+        det = ("a", "the", "")[int(rng.choice(3, p=[0.8, 0.08, 0.12]))]
         if det == "a" and (group.colour or group.shape)[0] in "aeiou":
             det = "an"
     return group.noun_phrase(determiner=det)
@@ -324,7 +325,7 @@ def phrase(prompt: ScenePrompt, rng: np.random.Generator | None = None) -> str:
     phrases = [_random_np(groups[k], rng) for k in order]
     if len(phrases) == 1:
         return lead + phrases[0]
-    joiner = (" and ", " and ", " with ", ", ")[int(rng.integers(4))]
+    joiner = (" and ", " and ", " and ", " with ", ", ", " & ")[int(rng.integers(6))]
     return lead + ", ".join(phrases[:-1]) + joiner + phrases[-1]
 
 
