@@ -12,8 +12,7 @@ class EvoSearchExtension(ComfyExtension):
     """The pack's node list for ComfyUI's V3 loader."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        from . import builtin_reward_nodes, demo_nodes, reward_nodes, sampler_nodes
-        from . import shapes_nodes
+        from . import builtin_reward_nodes, demo_nodes, reward_nodes, sampler_nodes, shapes_nodes
 
         return [*sampler_nodes.NODES, *reward_nodes.NODES, *builtin_reward_nodes.NODES, *demo_nodes.NODES,
                 *shapes_nodes.NODES]  # fmt: skip

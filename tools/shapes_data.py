@@ -18,7 +18,7 @@ from ..rewards.shapes.cases import random_prompt
 from ..rewards.shapes.grammar import CATEGORIES, ScenePrompt, phrase, without_colours
 from ..rewards.shapes.render import render, sample_scene
 
-__all__ = ["TRAIN_CATEGORY_WEIGHTS", "CaptionSampler", "TrainingScenes", "TokenCache", "make_scenes"]
+__all__ = ["TRAIN_CATEGORY_WEIGHTS", "CaptionSampler", "TokenCache", "TrainingScenes", "make_scenes"]
 
 #: How often each GenEval category is drawn for a training scene (compositions get more than single objects).
 TRAIN_CATEGORY_WEIGHTS: dict[str, float] = {

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 logger = logging.getLogger("evosearch.train_shapes")
 
@@ -275,7 +274,10 @@ def train_unet(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]) -> dict[st
     tokens = data.TokenCache(_tokenizer(m))
     tokens([""])  # the unconditional caption is always in the vocabulary
     opt = torch.optim.AdamW(
-        [{"params": list(unet.parameters()), "lr": cfg.unet_lr}, {"params": list(text.parameters()), "lr": cfg.text_lr}],
+        [
+            {"params": list(unet.parameters()), "lr": cfg.unet_lr},
+            {"params": list(text.parameters()), "lr": cfg.text_lr},
+        ],
         weight_decay=0.0,
     )
     base_lr = [cfg.unet_lr, cfg.text_lr]
@@ -326,8 +328,11 @@ def train_unet(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]) -> dict[st
         "encode_seconds": round(encode_s, 1),
     }
     common = {"metrics": metrics, "seed": str(cfg.seed)}
-    demo._save(out / UNET_FILE, demo._half_state(ema_unet),
-               {"unet_config": model_mod.UNET_CONFIG, "model_type": "EPS", "latent_format": "SD15", **common})
+    demo._save(
+        out / UNET_FILE,
+        demo._half_state(ema_unet),
+        {"unet_config": model_mod.UNET_CONFIG, "model_type": "EPS", "latent_format": "SD15", **common},
+    )
     text_state = model_mod.sparse_text_state(demo._half_state(ema_text), seen)
     text_state["token_ids"] = text_state["token_ids"].to(torch.int32)
     demo._save(out / TEXT_ENCODER_FILE, text_state,

@@ -9,8 +9,18 @@
 Torch, numpy and the standard library only: no ComfyUI imports.
 """
 
-from .grammar import CATEGORIES, COLOURS, MAX_OBJECTS, RELATIONS, SHAPES, ObjectGroup, Relation, ScenePrompt, parse
-from .grammar import phrase
+from .grammar import (
+    CATEGORIES,
+    COLOURS,
+    MAX_OBJECTS,
+    RELATIONS,
+    SHAPES,
+    ObjectGroup,
+    Relation,
+    ScenePrompt,
+    parse,
+    phrase,
+)
 from .perception import Detection, perceive
 from .render import IMAGE_SIZE, Scene, SceneObject, render, sample_scene
 from .reward import ShapesReward

@@ -13,8 +13,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .grammar import CATEGORIES, COLOURS, MAX_OBJECTS, OPPOSITE, RELATIONS, SHAPES, ObjectGroup, Relation
-from .grammar import ScenePrompt, parse, phrase, without_colours
+from .grammar import (
+    CATEGORIES,
+    COLOURS,
+    MAX_OBJECTS,
+    OPPOSITE,
+    RELATIONS,
+    SHAPES,
+    ObjectGroup,
+    Relation,
+    ScenePrompt,
+    parse,
+    phrase,
+    without_colours,
+)
 from .render import Scene, sample_scene
 from .verify import holds
 

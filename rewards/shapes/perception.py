@@ -79,7 +79,7 @@ def _smoothstep(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 def connected_components(mask: torch.Tensor) -> torch.Tensor:
     """8-connected component labels ``[N,H,W]`` (0 = outside the mask; a component's label is its largest pixel
     index + 1) of a boolean ``[N,H,W]`` mask, by iterated 3×3 max-pooling."""
-    n, h, w = mask.shape
+    _, h, w = mask.shape
     keep = mask.float()
     ids = torch.arange(1, h * w + 1, dtype=torch.float32, device=mask.device).view(1, h, w) * keep
     for _ in range(h * w):
