@@ -119,6 +119,30 @@ def evaluate(
     }  # fmt: skip
 
 
+@torch.no_grad()
+def verifier_report(directory: str | Path | None = None, *, scenes: int = 300, seed: int = 0) -> dict[str, Any]:
+    """The verifier's accuracy on rendered scenes and on their round trips through the shipped VAE (VAEEncode →
+    VAEDecode), with matching and contradicting prompts (:func:`rewards.shapes.cases.verification_cases`)."""
+    _pack()
+    cases_mod = importlib.import_module("evosearch_pack.rewards.shapes.cases")
+    render_mod = importlib.import_module("evosearch_pack.rewards.shapes.render")
+    shapes_model = importlib.import_module("evosearch_pack.nodes.shapes_model")
+    train = importlib.import_module("evosearch_pack.tools.train_shapes")
+    directory = Path(directory) if directory is not None else shapes_model.SHAPES_DIR
+    vae = shapes_model.load_shapes_vae(directory / shapes_model.VAE_FILE, dtype=torch.float32)
+    cases = cases_mod.verification_cases(scenes, np.random.default_rng(20_000 + seed))
+    rendered = render_mod.render([c.scene for c in cases])
+    decoded = torch.cat([vae.decode(vae.encode(chunk)).cpu().float() for chunk in rendered.split(256)])
+    modules = {"reward": importlib.import_module("evosearch_pack.rewards.shapes.reward")}
+    return {
+        "scenes": scenes,
+        "seed": seed,
+        "rendered": train.verifier_accuracy(rendered, cases, modules),
+        "vae_round_trip": train.verifier_accuracy(decoded, cases, modules),
+        "round_trip_mse_0_1": round((decoded - rendered).pow(2).mean().item(), 6),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=None, help="weights folder (default: assets/shapes)")
@@ -126,12 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts-per-category", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=8, help="images per prompt")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, nargs="+", default=[4.0])
+    parser.add_argument("--cfg", type=float, nargs="*", default=[4.0], help="one evaluation per value (none: skip)")
     parser.add_argument("--sampler", default="dpmpp_2m_sde")
     parser.add_argument("--scheduler", default="karras")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=Path, default=None, help="write the samples as a PNG grid here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--verifier-scenes",
+        type=int,
+        default=0,
+        help="also measure the verifier on N rendered + VAE round-tripped scenes",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -145,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.dir, prompts_per_category=args.prompts_per_category, seeds=args.seeds, steps=args.steps, cfg=cfg,
                 sampler=args.sampler, scheduler=args.scheduler, seed=args.seed, grid=args.grid, bundle=bundle,
             ))  # fmt: skip
+    if args.verifier_scenes:
+        with torch.inference_mode():
+            results.append({"verifier": verifier_report(args.dir, scenes=args.verifier_scenes, seed=args.seed)})
     sys.stdout.write(json.dumps(results, indent=2) + "\n")
     return 0
 
