@@ -61,12 +61,12 @@ class TrainConfig:
     #: Scenes rendered for the verifier's accuracy check on VAE round trips (each with ~6 labelled prompts).
     vae_check_scenes: int = 300
     # unet + text encoder
-    scenes: int = 30000
-    unet_steps: int = 4000
-    unet_batch: int = 64
+    scenes: int = 15000
+    unet_steps: int = 1800
+    unet_batch: int = 32
     unet_lr: float = 1e-3
     text_lr: float = 5e-4
-    ema_decay: float = 0.999
+    ema_decay: float = 0.998
     min_snr_gamma: float = 5.0
     caption_dropout: float = 0.1
     caption_drop_colour: float = 0.15

@@ -10,8 +10,10 @@ resized with area averaging):
    :data:`MIN_PIXELS` pixels each.
 3. **Soft mask.** ``α_k · exp(−ρ_k²/2·0.12²)`` over the component grown by one pixel: sub-pixel area and centroid.
 4. **Shape.** The renderer draws each shape (:func:`rewards.shapes.render.coverage`) with the component's area and
-   centroid at five scales (0.85-1.17); the soft IoU of the best scale is the fit. ``p(shape) = softmax(IoU/0.03)``;
-   a component is *recognised* as its best shape when that IoU ≥ :data:`MIN_IOU` (else it is a blob, not an object).
+   centroid at five scales (0.85-1.17); the soft IoU of the best scale is the fit. ``p(triangle)`` is its share of
+   ``softmax(IoU/0.03)``; the rest is split between circle and square by the mask's four-fold anisotropy
+   (:func:`squareness`), which survives a decoder rounding a small square's corners where the IoUs nearly tie. A
+   component is *recognised* as its most probable shape when its best IoU ≥ :data:`MIN_IOU` (else it is a blob).
 5. **Colour probabilities** from the mean colour of the component's pixels: ``softmax(−d²/2·0.1²)`` over the palette.
 6. **Objectness** ``smoothstep(pixels; 6, 16) · smoothstep(IoU; 0.4, 0.7)`` weighs a detection in the dense score.
 """
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from .grammar import COLOURS, SHAPES
 from .render import AREA_FACTOR, BACKGROUND, PALETTE, coverage
 
-__all__ = ["MIN_IOU", "MIN_PIXELS", "WORK_SIZE", "Detection", "connected_components", "perceive"]
+__all__ = ["MIN_IOU", "MIN_PIXELS", "WORK_SIZE", "Detection", "connected_components", "perceive", "squareness"]
 
 WORK_SIZE = 32
 RESIDUAL_MAX = 0.25
@@ -35,6 +37,9 @@ MIN_PIXELS = 10
 MIN_IOU = 0.6
 SCALES = (0.85, 0.93, 1.0, 1.08, 1.17)
 _SHAPE_TEMPERATURE = 0.03
+#: Squareness between a disc (0; ≈0.07 after the shapes VAE) and an axis-aligned square (0.43; ≈0.33 after the VAE).
+SQUARENESS_SPLIT = 0.2
+_SQUARENESS_TEMPERATURE = 0.03
 _COLOUR_SIGMA = 0.1
 _RESIDUAL_SIGMA = 0.12
 _TEMPLATE_SUPERSAMPLE = 4
@@ -147,8 +152,10 @@ def perceive(images: torch.Tensor) -> list[list[Detection]]:
     cx = (soft.sum(dim=1) * grid).sum(dim=1) / area
     cy = (soft.sum(dim=2) * grid).sum(dim=1) / area
     ious = _template_ious(soft, area, cx, cy)  # [N,S]
-    best_iou, best_shape = ious.max(dim=1)
-    shape_p = torch.softmax(ious / _SHAPE_TEMPERATURE, dim=1)
+    best_iou = ious.max(dim=1).values
+    square = squareness(soft, cx, cy)
+    shape_p = _shape_probs(ious, square)
+    best_shape = shape_p.argmax(dim=1)
     pixels = core.flatten(1).sum(dim=1)
     objectness = _smoothstep(pixels.float(), 6, 16) * _smoothstep(best_iou, 0.4, 0.7)
     mean_rgb = (x[owner] * core[..., None]).sum(dim=(1, 2)) / pixels[:, None].clamp_min(1)
@@ -171,6 +178,30 @@ def perceive(images: torch.Tensor) -> list[list[Detection]]:
             )
         )
     return results
+
+
+def squareness(soft: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+    """Four-fold anisotropy ``−Σw·r⁴cos4θ / Σw·r⁴`` of each mask about its centroid (axis-aligned square ≈ 0.43,
+    disc 0): tells a square whose corners a decoder rounded from a disc, where template IoUs nearly tie."""
+    grid = torch.arange(WORK_SIZE, dtype=torch.float32) + 0.5
+    dx = grid[None, None, :] - cx[:, None, None]
+    dy = grid[None, :, None] - cy[:, None, None]
+    r4 = (dx.pow(2) + dy.pow(2)).pow(2)
+    cos4 = dx.pow(4) + dy.pow(4) - 6 * dx.pow(2) * dy.pow(2)  # r⁴·cos 4θ
+    return -(soft * cos4).sum(dim=(1, 2)) / (soft * r4).sum(dim=(1, 2)).clamp_min(1e-6)
+
+
+def _shape_probs(ious: torch.Tensor, square: torch.Tensor) -> torch.Tensor:
+    """``p(shape)`` ``[N,3]``: the triangle's share from the template IoUs (softmax), the rest split between circle
+    and square by :func:`squareness` (``σ((q − SQUARENESS_SPLIT)/0.03)`` for the square)."""
+    p = torch.softmax(ious / _SHAPE_TEMPERATURE, dim=1)
+    tri = p[:, SHAPES.index("triangle")]
+    q = torch.sigmoid((square - SQUARENESS_SPLIT) / _SQUARENESS_TEMPERATURE)
+    out = torch.empty_like(p)
+    out[:, SHAPES.index("triangle")] = tri
+    out[:, SHAPES.index("square")] = (1 - tri) * q
+    out[:, SHAPES.index("circle")] = (1 - tri) * (1 - q)
+    return out
 
 
 def _template_ious(soft: torch.Tensor, area: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
