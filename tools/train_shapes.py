@@ -70,6 +70,9 @@ class TrainConfig:
     min_snr_gamma: float = 5.0
     caption_dropout: float = 0.1
     caption_drop_colour: float = 0.15
+    #: 0 trains the UNet and text encoder from scratch; r ≥ 1 continues from the ones already in ``--out`` (a warm
+    #: restart of the cosine schedule) on fresh scenes, captions and noise (streams seeded ``seed + 1000·r``).
+    continue_round: int = 0
     # eval
     eval_prompts_per_category: int = 8
     eval_seeds: int = 4
@@ -233,7 +236,7 @@ def build_text_model(config: dict[str, Any], demo: ModuleType) -> torch.nn.Modul
 @torch.no_grad()
 def _encode_scenes(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]):
     vae = _vae_from_file(out / VAE_FILE, m)
-    scenes = m["data"].make_scenes(cfg.scenes, seed=cfg.seed + 31)
+    scenes = m["data"].make_scenes(cfg.scenes, seed=cfg.seed + 31 + 1000 * cfg.continue_round)
     means, stds = [], []
     for chunk in scenes.images.split(512):
         mu, logvar = m["demo"]._vae_moments(vae, chunk.permute(0, 3, 1, 2) * 2 - 1)
@@ -263,13 +266,15 @@ def train_unet(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]) -> dict[st
     demo._zero_output_layers(unet)
     unet.float().train()
     text = build_text_model(model_mod.TEXT_CONFIG, demo)
+    previous_ids = _continue_from(out, unet, text, m) if cfg.continue_round > 0 else torch.zeros(0, dtype=torch.long)
     ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
     ema_text = copy.deepcopy(text).eval().requires_grad_(False)
     sampling = model.model_sampling
     sigmas = sampling.sigmas.float()
-    gen = torch.Generator().manual_seed(cfg.seed + 41)
+    stream = cfg.seed + 1000 * cfg.continue_round
+    gen = torch.Generator().manual_seed(stream + 41)
     captions = data.CaptionSampler(
-        np.random.default_rng(cfg.seed + 42), dropout=cfg.caption_dropout, drop_colour=cfg.caption_drop_colour
+        np.random.default_rng(stream + 42), dropout=cfg.caption_dropout, drop_colour=cfg.caption_drop_colour
     )
     tokens = data.TokenCache(_tokenizer(m))
     tokens([""])  # the unconditional caption is always in the vocabulary
@@ -314,9 +319,10 @@ def train_unet(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]) -> dict[st
         loss_avg = loss.item() if step == 0 else 0.98 * loss_avg + 0.02 * loss.item()
         if step % 100 == 0:
             logger.info("unet step %d/%d loss %.4f (avg %.4f)", step, cfg.unet_steps, loss.item(), loss_avg)
-    seen = tokens.seen_ids()
+    seen = torch.unique(torch.cat([tokens.seen_ids(), previous_ids.long()]))
     metrics = {
         "train_loss_ema": round(loss_avg, 5),
+        "round": cfg.continue_round,
         "steps": cfg.unet_steps,
         "batch": cfg.unet_batch,
         "unet_parameters": sum(p.numel() for p in ema_unet.parameters()),
@@ -339,6 +345,24 @@ def train_unet(cfg: TrainConfig, out: Path, m: dict[str, ModuleType]) -> dict[st
                {"text_config": model_mod.TEXT_CONFIG, "tokenizer": "comfy/sd1_tokenizer (ComfyUI's SD1 CLIP)", **common})  # fmt: skip
     logger.info("unet: %s", metrics)
     return metrics
+
+
+def _continue_from(out: Path, unet: torch.nn.Module, text: torch.nn.Module, m: dict[str, ModuleType]) -> torch.Tensor:
+    """Load the UNet and text encoder of the previous round from ``out``; return the token ids it stored."""
+    from safetensors.torch import load_file
+
+    model_mod = m["model"]
+    state = load_file(str(out / UNET_FILE))
+    unet.load_state_dict({k.removeprefix("diffusion_model."): v.float() for k, v in state.items()})
+    stored = load_file(str(out / TEXT_ENCODER_FILE))
+    dense = model_mod.dense_text_state(stored, model_mod.TEXT_CONFIG["vocab_size"])
+    missing, unexpected = text.load_state_dict({k: v.float() for k, v in dense.items()}, strict=False)
+    if unexpected or [k for k in missing if "text_projection" not in k]:
+        raise ValueError(
+            f"train_shapes: {out / TEXT_ENCODER_FILE} does not fit the text model ({missing}, {unexpected})"
+        )
+    logger.info("round continues from %s and %s", out / UNET_FILE, out / TEXT_ENCODER_FILE)
+    return stored["token_ids"]
 
 
 # ---------------------------------------------------------------------------------------------------------------- run
@@ -374,18 +398,19 @@ def _run_stages(cfg: TrainConfig, out: Path, comfyui: str | Path | None, stages:
         if name not in stages:
             continue
         t0, c0 = time.perf_counter(), time.process_time()
+        key = f"unet_round{cfg.continue_round}" if name == "unet" and cfg.continue_round else name
         if name == "vae":
-            report[name] = train_vae(cfg, out, m)
+            report[key] = train_vae(cfg, out, m)
         elif name == "unet":
-            report[name] = train_unet(cfg, out, m)
+            report[key] = train_unet(cfg, out, m)
         else:
-            report[name] = m["eval"].evaluate(
+            report[key] = m["eval"].evaluate(
                 out, prompts_per_category=cfg.eval_prompts_per_category, seeds=cfg.eval_seeds, steps=cfg.eval_steps,
                 cfg=cfg.eval_cfg, sampler=cfg.eval_sampler, scheduler=cfg.eval_scheduler, seed=cfg.seed,
                 grid=out / "samples.png",
             )  # fmt: skip
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        cpu_seconds[name] = round(time.process_time() - c0, 1)
+        seconds[key] = round(time.perf_counter() - t0, 1)
+        cpu_seconds[key] = round(time.process_time() - c0, 1)
     seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 1)
     cpu_seconds["total"] = round(sum(v for k, v in cpu_seconds.items() if k != "total"), 1)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
@@ -403,13 +428,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, default=None, help="override the UNet training steps")
     parser.add_argument("--vae-steps", type=int, default=None, help="override the VAE training steps")
     parser.add_argument("--scenes", type=int, default=None, help="override the number of training scenes")
+    parser.add_argument("--round", type=int, default=0, help="0: train from scratch; r ≥ 1: continue (see TrainConfig)")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_flush_denormal(True)
     cfg = QUICK if args.quick else TrainConfig()
     cfg = dataclasses.replace(cfg, seed=args.seed, threads=args.threads)
-    overrides = {"unet_steps": args.unet_steps, "vae_steps": args.vae_steps, "scenes": args.scenes}
+    overrides = {"unet_steps": args.unet_steps, "vae_steps": args.vae_steps, "scenes": args.scenes, "continue_round": args.round}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     run(cfg, args.out, args.comfyui, tuple(s.strip() for s in args.stages.split(",") if s.strip()))
     return 0
