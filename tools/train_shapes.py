@@ -15,6 +15,9 @@ Stages (each seeded from ``--seed``, each writing into ``--out``):
 3. **eval** (``training_report.json``, ``samples.png``): the plain sampler through ``comfy.sample.sample`` on the
    GenEval-style prompt set of ``tools/eval_shapes.py``, judged by the ``shapes`` verifier.
 
+``--round 1`` (with ``--stages unet,eval``) continues the UNet and text encoder already in ``--out`` on fresh seeded
+scenes, captions and noise; the shipped weights are round 0 plus round 1 (assets/shapes/README.md).
+
 One CPU thread by default; with the same torch version and thread count the weights are reproducible bit for bit.
 ``--quick`` runs every stage with a token budget (the test suite does this).
 """
@@ -49,7 +52,11 @@ STAGES = ("vae", "unet", "eval")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Budgets and hyper-parameters of every stage (the defaults produced the shipped weights)."""
+    """Budgets and hyper-parameters of every stage.
+
+    The defaults produced round 0 of the shipped weights; round 1 continued it with ``--stages unet,eval --round 1
+    --unet-steps 1500`` (assets/shapes/README.md).
+    """
 
     seed: int = 0
     threads: int = 1
