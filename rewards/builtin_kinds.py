@@ -211,7 +211,7 @@ register_kind(
 
 
 def _load_shapes(path: None, *, dtype: torch.dtype, prompt: str | None, roots: tuple) -> Any:
-    from .shapes.reward import ShapesReward
+    from .shapes_reward import ShapesReward
 
     return ShapesReward(prompt)
 

@@ -5,7 +5,7 @@
 A fixed, seeded prompt set (:func:`eval_prompts`: ``prompts_per_category`` distinct prompts of each GenEval
 category, phrased "a photo of …" as GenEval's prompts are) is sampled through ``comfy.sample.sample`` (what the
 KSampler node calls) with CFG against the empty prompt, decoded by the shapes VAE and judged by the ``shapes``
-verifier (:class:`rewards.shapes.reward.ShapesReward`). Reports the strict pass rate per category and overall, and
+verifier (:class:`rewards.shapes_reward.ShapesReward`). Reports the strict pass rate per category and overall, and
 the mean dense score.
 """
 
@@ -90,7 +90,7 @@ def evaluate(
     """Strict pass rate per category (``prompts_per_category`` prompts × ``seeds`` images each) and overall."""
     _pack()
     shapes_model = importlib.import_module("evosearch_pack.nodes.shapes_model")
-    reward_mod = importlib.import_module("evosearch_pack.rewards.shapes.reward")
+    reward_mod = importlib.import_module("evosearch_pack.rewards.shapes_reward")
     if bundle is None:
         bundle = shapes_model.load_shapes(directory, dtype=torch.float32, vae_dtype=torch.float32)
     reward = reward_mod.ShapesReward()
@@ -133,7 +133,7 @@ def verifier_report(directory: str | Path | None = None, *, scenes: int = 300, s
     cases = cases_mod.verification_cases(scenes, np.random.default_rng(20_000 + seed))
     rendered = render_mod.render([c.scene for c in cases])
     decoded = torch.cat([vae.decode(vae.encode(chunk)).cpu().float() for chunk in rendered.split(256)])
-    modules = {"reward": importlib.import_module("evosearch_pack.rewards.shapes.reward")}
+    modules = {"reward": importlib.import_module("evosearch_pack.rewards.shapes_reward")}
     return {
         "scenes": scenes,
         "seed": seed,

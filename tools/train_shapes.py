@@ -109,7 +109,7 @@ def _modules() -> dict[str, ModuleType]:
         "model": "evosearch_pack.nodes.shapes_model",
         "cases": "evosearch_pack.rewards.shapes.cases",
         "render": "evosearch_pack.rewards.shapes.render",
-        "reward": "evosearch_pack.rewards.shapes.reward",
+        "reward": "evosearch_pack.rewards.shapes_reward",
         "eval": "evosearch_pack.tools.eval_shapes",
     }
     return {k: importlib.import_module(v) for k, v in names.items()}
@@ -442,7 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     cfg = QUICK if args.quick else TrainConfig()
     cfg = dataclasses.replace(cfg, seed=args.seed, threads=args.threads)
-    overrides = {"unet_steps": args.unet_steps, "vae_steps": args.vae_steps, "scenes": args.scenes, "continue_round": args.round}
+    overrides = {
+        "unet_steps": args.unet_steps,
+        "vae_steps": args.vae_steps,
+        "scenes": args.scenes,
+        "continue_round": args.round,
+    }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     run(cfg, args.out, args.comfyui, tuple(s.strip() for s in args.stages.split(",") if s.strip()))
     return 0

@@ -4,7 +4,9 @@
 * :mod:`.render` — :func:`sample_scene` for a prompt and :func:`render` scenes as 32×32 RGB images.
 * :mod:`.perception` — :func:`perceive`: colour segmentation, connected components, template-fit shapes.
 * :mod:`.verify` — :func:`holds` (strict verdict) and :func:`dense_score` on any object list.
-* :mod:`.reward` — :class:`ShapesReward`, the ``shapes`` reward kind (``score`` and ``passes``).
+* :mod:`.cases` — random prompts per category and labelled verification cases.
+
+The reward itself, :class:`rewards.shapes_reward.ShapesReward` (kind ``shapes``), sits beside this package.
 
 Torch, numpy and the standard library only: no ComfyUI imports.
 """
@@ -23,7 +25,6 @@ from .grammar import (
 )
 from .perception import Detection, perceive
 from .render import IMAGE_SIZE, Scene, SceneObject, render, sample_scene
-from .reward import ShapesReward
 from .verify import dense_score, holds
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "Scene",
     "SceneObject",
     "ScenePrompt",
-    "ShapesReward",
     "dense_score",
     "holds",
     "parse",

@@ -27,7 +27,7 @@ def shapes(pack):
     return (
         importlib.import_module("evosearch_pack.nodes.shapes_nodes"),
         importlib.import_module("evosearch_pack.nodes.shapes_model"),
-        importlib.import_module("evosearch_pack.rewards.shapes.reward"),
+        importlib.import_module("evosearch_pack.rewards.shapes_reward"),
     )
 
 

@@ -14,10 +14,10 @@ from rewards.shapes.cases import MUTATIONS, verification_cases
 from rewards.shapes.grammar import parse
 from rewards.shapes.perception import connected_components, perceive
 from rewards.shapes.render import Scene, SceneObject, render
-from rewards.shapes.reward import ShapesReward
 from rewards.shapes.verify import dense_score, holds, relation_holds
+from rewards.shapes_reward import ShapesReward
 
-#: Required by issue 10; measured 0.998-1.000 on several seeds (assets/shapes/README.md).
+#: Required by issue 10; measured 1.000 on this set (914 cases) and on 1,817 others (assets/shapes/README.md).
 MIN_ACCURACY = 0.98
 
 

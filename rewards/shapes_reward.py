@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from ..protocol import check_images, prompt_list
-from .grammar import ScenePrompt, parse
-from .perception import Detection, perceive
-from .verify import dense_score, holds
+from .protocol import check_images, prompt_list
+from .shapes.grammar import ScenePrompt, parse
+from .shapes.perception import Detection, perceive
+from .shapes.verify import dense_score, holds
 
 __all__ = ["ShapesReward", "parse_cached"]
 
