@@ -16,6 +16,7 @@ class EvoSearchExtension(ComfyExtension):
         from . import web_routes
 
         web_routes.register()  # the route web/js/evosearch.js calls; nothing without a running server
-        from . import builtin_reward_nodes, demo_nodes, reward_nodes, sampler_nodes
+        from . import builtin_reward_nodes, demo_nodes, reward_nodes, sampler_nodes, shapes_nodes
 
-        return [*sampler_nodes.NODES, *reward_nodes.NODES, *builtin_reward_nodes.NODES, *demo_nodes.NODES]
+        return [*sampler_nodes.NODES, *reward_nodes.NODES, *builtin_reward_nodes.NODES, *demo_nodes.NODES,
+                *shapes_nodes.NODES]  # fmt: skip

@@ -226,6 +226,10 @@ def _load_aesthetic_v25(path: Path, *, dtype: torch.dtype, prompt: str | None, r
     from .aesthetic_v25 import load_aesthetic_v25
 
     return load_aesthetic_v25(path, dtype=dtype, prompt=prompt, roots=roots, **options)
+def _load_shapes(path: None, *, dtype: torch.dtype, prompt: str | None, roots: tuple) -> Any:
+    from .shapes_reward import ShapesReward
+
+    return ShapesReward(prompt)
 
 
 register_kind(
@@ -274,5 +278,19 @@ register_kind(
         needs_prompt=False,
         description="Aesthetic score ≈1–10 (5.5+ is great) from an MLP on the SigLIP so400m image embedding; "
         "ignores the prompt.",
+    )
+)
+register_kind(
+    RewardKind(
+        name="shapes",
+        title="Shapes verifier (no weights)",
+        folder="shapes",
+        files=(),
+        source="built in (GenEval-style verifier for the EvoSearch Shapes Model)",
+        licence="this pack's",
+        loader=_load_shapes,
+        accepts_video=True,
+        description="Parses a shapes image (colours, components, shapes, counts, positions) and checks the prompt; "
+        "score = ½·dense + ½·pass in 0..1, passes() gives the strict verdict.",
     )
 )

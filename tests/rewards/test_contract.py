@@ -26,7 +26,8 @@ def test_every_kind_has_a_fixture(reward_root):
 def loaded(request, tiny_reward):
     if reason := rf.unavailable(request.param):
         pytest.skip(reason)
-    return request.param, tiny_reward(request.param, prompt="a red apple on a table")
+    kind = request.param
+    return kind, tiny_reward(kind, prompt=rf.kind_prompt(kind, "a red apple on a table"))
 
 
 def _inputs(reward, gen, b=3):
@@ -39,7 +40,7 @@ def _inputs(reward, gen, b=3):
 def test_scores_shape_dtype_finite(loaded, gen):
     kind, reward = loaded
     x = _inputs(reward, gen)
-    scores = reward.score(x, ["a red apple on a table"] * 3)
+    scores = reward.score(x, [rf.kind_prompt(kind, "a red apple on a table")] * 3)
     assert isinstance(scores, torch.Tensor) and scores.shape == (3,)
     assert scores.dtype == torch.float32 and torch.isfinite(scores).all(), kind
 
@@ -47,7 +48,7 @@ def test_scores_shape_dtype_finite(loaded, gen):
 def test_traits_and_modules(loaded):
     kind, reward = loaded
     traits = reward_traits(reward)
-    assert traits.name and traits.prompt == "a red apple on a table"
+    assert traits.name and traits.prompt == rf.kind_prompt(kind, "a red apple on a table")
     assert traits.accepts_video == get_kind(kind).accepts_video
     assert all(isinstance(m, torch.nn.Module) for m in traits.modules)
     assert bool(traits.modules) == get_kind(kind).needs_weights
@@ -59,8 +60,8 @@ def test_traits_and_modules(loaded):
 def test_prompt_attribute_and_broadcast(loaded, gen):
     kind, reward = loaded
     x = _inputs(reward, gen)
-    explicit = reward.score(x, ["a red apple on a table"] * 3)
-    assert torch.allclose(reward.score(x, "a red apple on a table"), explicit, atol=1e-5)
+    explicit = reward.score(x, [rf.kind_prompt(kind, "a red apple on a table")] * 3)
+    assert torch.allclose(reward.score(x, rf.kind_prompt(kind, "a red apple on a table")), explicit, atol=1e-5)
     assert torch.allclose(reward.score(x, None), explicit, atol=1e-5), "prompts=None must use reward.prompt"
 
 
@@ -68,7 +69,8 @@ def test_batch_invariance(loaded, gen):
     """A sample's score does not depend on the other members of its batch (order, size)."""
     kind, reward = loaded
     x = _inputs(reward, gen, b=4)
-    prompts = ["a red apple on a table", "a blue car", "a red apple on a table", "a dog"]
+    generic = ("a red apple on a table", "a blue car", "a red apple on a table", "a dog")
+    prompts = [rf.kind_prompt(kind, p) for p in generic]
     full = reward.score(x, prompts)
     alone = torch.stack([reward.score(x[i : i + 1], [prompts[i]])[0] for i in range(4)])
     flipped = reward.score(x.flip(0), prompts[::-1]).flip(0)
@@ -79,7 +81,8 @@ def test_batch_invariance(loaded, gen):
 def test_deterministic(loaded, gen):
     kind, reward = loaded
     x = _inputs(reward, gen)
-    assert torch.equal(reward.score(x, "a cat"), reward.score(x, "a cat"))
+    cat = rf.kind_prompt(kind, "a cat")
+    assert torch.equal(reward.score(x, cat), reward.score(x, cat))
 
 
 def test_non_square_orientation_matters(loaded, gen):
@@ -87,13 +90,14 @@ def test_non_square_orientation_matters(loaded, gen):
     kind, reward = loaded
     if reward_traits(reward).name == "videoreward":
         x = rf.images(gen, b=1, h=64, w=40, t=4)
-        assert reward.score(x, "a cat").shape == (1,)
+        assert reward.score(x, rf.kind_prompt(kind, "a cat")).shape == (1,)
         return
     tall = rf.images(gen, b=2, h=72, w=40)
-    assert reward.score(tall, "a cat").shape == (2,)
+    assert reward.score(tall, rf.kind_prompt(kind, "a cat")).shape == (2,)
     if get_kind(kind).needs_weights:
         wide = tall.transpose(1, 2).contiguous()
-        assert not torch.allclose(reward.score(tall, "a cat"), reward.score(wide, "a cat"))
+        cat = rf.kind_prompt(kind, "a cat")
+        assert not torch.allclose(reward.score(tall, cat), reward.score(wide, cat))
 
 
 def test_video_input(loaded, gen):
@@ -101,9 +105,9 @@ def test_video_input(loaded, gen):
     video = rf.images(gen, b=2, h=32, w=48, t=6)
     if not reward_traits(reward).accepts_video:
         with pytest.raises(ValueError, match="image-only"):
-            reward.score(video, "a cat")
+            reward.score(video, rf.kind_prompt(kind, "a cat"))
         reward = FrameSampled(reward, frames=3)
-    scores = reward.score(video, "a cat")
+    scores = reward.score(video, rf.kind_prompt(kind, "a cat"))
     assert scores.shape == (2,) and torch.isfinite(scores).all()
 
 
@@ -111,7 +115,7 @@ def test_bf16_close_to_fp32(loaded, tiny_reward, gen):
     kind, reward = loaded
     if not get_kind(kind).needs_weights:
         pytest.skip(f"{kind} has no weights")
-    low = tiny_reward(kind, dtype="bf16", prompt="a red apple on a table")
+    low = tiny_reward(kind, dtype="bf16", prompt=rf.kind_prompt(kind, "a red apple on a table"))
     assert low.dtype == torch.bfloat16
     x = _inputs(reward, gen)
     a, b = reward.score(x), low.score(x)

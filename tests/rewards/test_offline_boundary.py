@@ -51,7 +51,7 @@ def test_every_kind_loads_and_scores_offline(kind, reward_root, tmp_path, no_net
         shutil.copytree(reward_root / spec.folder, tmp_path / spec.folder)
         if kind == "aesthetic":
             shutil.copytree(reward_root / "clipscore", tmp_path / "clipscore")
-    reward = load_reward(kind, roots=[tmp_path], prompt="a cat", **rf.tiny_options(kind))
+    reward = load_reward(kind, roots=[tmp_path], prompt=rf.kind_prompt(kind, "a cat"), **rf.tiny_options(kind))
     shape = dict(b=2, h=40, w=56, t=4) if spec.accepts_video and spec.needs_weights else dict(b=2, h=40, w=56)
     assert torch.isfinite(reward.score(rf.images(gen, **shape))).all()
 

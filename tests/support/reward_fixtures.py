@@ -279,3 +279,17 @@ def unavailable(kind: str) -> str | None:
         if int(transformers.__version__.split(".")[0]) < 5:
             return f"{kind} needs transformers >= 5 (found {transformers.__version__})"
     return None
+
+
+#: The shared reward tests' generic prompts, as prompts of the ``shapes`` verifier's grammar (it refuses others).
+_SHAPES_PROMPTS = {
+    "a red apple on a table": "a red circle",
+    "a blue car": "a blue square",
+    "a dog": "two green triangles",
+    "a cat": "a yellow circle left of a red square",
+}
+
+
+def kind_prompt(kind: str, prompt: str) -> str:
+    """``prompt`` for reward ``kind``: unchanged, except for kinds whose prompts follow a grammar (``shapes``)."""
+    return _SHAPES_PROMPTS[prompt] if kind == "shapes" else prompt
