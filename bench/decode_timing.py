@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import resource
 import statistics
 import time
@@ -51,15 +52,15 @@ class Timing:
 
 # ------------------------------------------------------------------------------------------------ random weights
 def random_like(shapes: dict[str, torch.Size], seed: int) -> dict[str, torch.Tensor]:
-    """Seeded random weights for ``shapes``: N(0, 1/fan_in) matrices and kernels, unit norm gains (``norm``/``gamma``
-    1-D or broadcast tensors), zero biases. Well scaled enough that activations stay finite at any depth."""
+    """Seeded random weights for ``shapes``: N(0, 1/fan_in) matrices and kernels, unit norm gains (1-D ``weight``s,
+    ``gamma``), zero biases. Well scaled enough that activations stay finite at any depth."""
     gen = torch.Generator().manual_seed(seed)
     sd = {}
     for key, shape in sorted(shapes.items()):
         leaf = key.rsplit(".", 1)[-1]
         if leaf == "bias":
             sd[key] = torch.zeros(shape)
-        elif leaf == "gamma" or ("norm" in key and len(shape) == 1):
+        elif leaf == "gamma" or (leaf == "weight" and len(shape) == 1):  # norm gains
             sd[key] = torch.ones(shape)
         elif len(shape) <= 1:
             sd[key] = torch.zeros(shape)
@@ -116,8 +117,8 @@ def sd15_unet(seed: int) -> Any:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(model.diffusion_model.named_parameters()):
-            if name.endswith("bias") or p.dim() <= 1:
-                p.copy_(torch.ones_like(p) if p.dim() == 1 and "norm" in name and name.endswith("weight") else 0 * p)
+            if p.dim() <= 1:  # norm gains 1, biases 0 (the skipped init left garbage: overwrite, never scale it)
+                p.copy_(torch.ones_like(p) if name.endswith("weight") else torch.zeros_like(p))
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p[0].numel()))
     return model.eval()
@@ -180,38 +181,41 @@ def peak_rss_gb() -> float:
 
 
 def run_timing(
-    *, seed: int = 0, runs: int = 3, heavy_runs: int = 1, sdxl_1024: bool = True, wan_frames: int = 17,
-    wan_size: tuple[int, int] = (480, 832), unet_runs: int = 2,
+    *, seed: int = 0, runs: int = 3, heavy_runs: int = 1, sdxl_1024: bool = True, wan_frames: int = 9,
+    wan_size: tuple[int, int] = (256, 256), unet_runs: int = 2, image_side: int = 512,
 ) -> dict[str, Any]:  # fmt: skip
     """Every timing row; returns ``{"rows": [...], "notes": {...}}`` (plain data for the results file)."""
     import comfy.model_management
 
     rows: list[Timing] = []
     started = time.perf_counter()
+    load_before = [round(v, 2) for v in os.getloadavg()]
     gen = torch.Generator().manual_seed(seed + 7)
 
     def latent(*shape: int) -> torch.Tensor:
         return torch.randn(shape, generator=gen)
 
     unet = sd15_unet(seed)
-    rows.append(time_unet_cfg(unet, 512, unet_runs))
+    rows.append(time_unet_cfg(unet, image_side, unet_runs))
     del unet
     gc.collect()
 
+    side = image_side // 8
     vae = sd_vae(seed + 1)
-    rows.append(time_decode("sd15_512", "SD1.5 VAE", "sd15", vae, latent(1, 4, 64, 64), heavy_runs, False))
-    rows.append(time_decode("sdxl_512", "SDXL VAE", "sdxl", vae, latent(1, 4, 64, 64), heavy_runs, False))
+    rows.append(time_decode("sd15_512", "SD1.5 VAE", "sd15", vae, latent(1, 4, side, side), heavy_runs, False))
+    rows.append(time_decode("sdxl_512", "SDXL VAE", "sdxl", vae, latent(1, 4, side, side), heavy_runs, False))
     if sdxl_1024:
-        rows.append(time_decode("sdxl_1024", "SDXL VAE", "sdxl", vae, latent(1, 4, 128, 128), heavy_runs, False))
+        rows.append(time_decode("sdxl_1024", "SDXL VAE", "sdxl", vae, latent(1, 4, 2 * side, 2 * side), heavy_runs,
+                                False))  # fmt: skip
     del vae
     gc.collect()
 
     for name, family in (("taesd", "sd15"), ("taesdxl", "sdxl")):
         tiny = taesd_vae(name, seed + 2)
-        rows.append(time_decode(f"{name}_512", name.upper().replace("XL", "XL"), family, tiny, latent(1, 4, 64, 64),
-                                runs, True))  # fmt: skip
+        label = {"taesd": "TAESD", "taesdxl": "TAESDXL"}[name]
+        rows.append(time_decode(f"{name}_512", label, family, tiny, latent(1, 4, side, side), runs, True))
         if name == "taesdxl" and sdxl_1024:
-            rows.append(time_decode(f"{name}_1024", "TAESDXL", family, tiny, latent(1, 4, 128, 128), runs, True))
+            rows.append(time_decode(f"{name}_1024", label, family, tiny, latent(1, 4, 2 * side, 2 * side), runs, True))
         del tiny
 
     wan = wan21_vae(seed + 3)
@@ -222,6 +226,9 @@ def run_timing(
     del wan
     gc.collect()
     return {
+        "image_side": image_side,
+        "load_average_before": load_before,
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "rows": [asdict(r) for r in rows],
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
