@@ -207,7 +207,9 @@ def timing_markdown(t: dict[str, Any]) -> list[str]:
         f"`python -m bench.scoring_vae --parts timing` — {t['device']} device, {t['threads']} thread, torch "
         f"{t['torch']}, oneDNN {'on' if t['mkldnn'] else 'off'}, float32 (what ComfyUI picks on a CPU); batch of one; "
         f"median of the runs shown. One NFE = one SD1.5 UNet evaluation with CFG at 512² (cond + uncond as one "
-        f"batch of 2): **{nfe:.2f} s**. Part wall time {t['seconds'] / 60:.1f} min, peak RSS {t['peak_rss_gb']} GB.",
+        f"batch of 2): **{nfe:.2f} s**. Part wall time {t['seconds'] / 60:.1f} min, peak RSS {t['peak_rss_gb']} GB, "
+        f"1-min load average {t.get('load_average_before', ['?'])[0]} before / {t.get('load_average_after', ['?'])[0]} "
+        "after on this 2-core machine (other jobs shared it: absolute seconds are inflated, ratios much less).",
         "",
         "| model, size | full VAE: latent → output | full s | fast decoder | fast s | speed-up | full in NFE | "
         "fast in NFE |",
@@ -306,19 +308,29 @@ def e2e_markdown(e: dict[str, Any], case_name: str) -> list[str]:
         "",
         f"`python -m bench.scoring_vae --parts e2e` — EvoSearch Schedule (budget_multiple, evosearch) → EvoSearch "
         f"KSampler (dpmpp_2m_sde, karras, 20 steps, cfg 1), seeds {e['seeds'][0]}…{e['seeds'][-1]}; the returned "
-        "latent decoded by the **full** demo VAE (VAEDecode) and scored by the same reward. Seconds are the node "
-        f"report's (per search, mean over seeds). Part time {e['seconds'] / 60:.1f} min.",
+        "latent decoded by the **full** demo VAE (VAEDecode) and scored by the same reward. *Paired Δ*: scoring-VAE "
+        "run minus full-VAE run of the same seed (mean ± s.e.); *same*: seeds whose two runs returned samples of "
+        "equal reward (|Δ| < 1e-4: the search made the same choices). Seconds are the node report's (per search, "
+        f"mean over seeds). Part time {e['seconds'] / 60:.1f} min.",
         "",
-        "| reward | fitness | budget | scoring with | final reward (full VAE), mean ± s.e. | success | decodes | "
-        "decode s | total s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| reward | fitness | budget | scoring with | final reward (full VAE), mean ± s.e. | paired Δ | same | success | "
+        "decodes | decode s | total s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    full_runs = {(c["reward"], c["fitness"], c["budget"]): c for c in e["cells"] if c["scoring"] == "full VAE"}
     for c in e["cells"]:
         success = "–" if c["success"] is None else f"{c['success']:.0%}"
         se = "" if math.isnan(c["final_reward_se"]) else f" ± {c['final_reward_se']:.3f}"
+        paired, same = "", ""
+        base = full_runs.get((c["reward"], c["fitness"], c["budget"]))
+        if c["scoring"] != "full VAE" and base is not None:
+            deltas = [b - a for a, b in zip(base["per_seed"], c["per_seed"])]
+            spread = statistics.stdev(deltas) / math.sqrt(len(deltas)) if len(deltas) > 1 else float("nan")
+            paired = f"{statistics.fmean(deltas):+.4f}" + ("" if math.isnan(spread) else f" ± {spread:.4f}")
+            same = f"{sum(abs(d) < 1e-4 for d in deltas)}/{len(deltas)}"
         lines.append(
             f"| `{c['reward']}` | {c['fitness']} | ×{c['budget']:g} | {c['scoring']} | "
-            f"{c['final_reward']:.3f}{se} | {success} | {c['decodes']:.0f} | "
+            f"{c['final_reward']:.3f}{se} | {paired} | {same} | {success} | {c['decodes']:.0f} | "
             f"{c['decode_seconds']:.2f} | {c['seconds']:.2f} |"
         )
     lines.append("")
@@ -337,10 +349,19 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------------- main
+def render(out_dir: Path) -> str:
+    """Rewrite ``scoring_vae.md`` from ``scoring_vae.json`` in ``out_dir`` (no measurement) and return it."""
+    results = json.loads((out_dir / "scoring_vae.json").read_text())
+    report = markdown(results)
+    (out_dir / "scoring_vae.md").write_text(report + "\n")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
     parser.add_argument("--quick", action="store_true", help="tiny sizes and counts; writes bench/out/")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the .json")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=256, help="ranking: samples")
     parser.add_argument("--seeds", type=int, default=6, help="e2e: seeds 0…N−1")
@@ -352,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     log.setLevel(logging.INFO)
+    if args.render:
+        sys.stdout.write(render(QUICK_OUT if args.quick else RESULTS) + "\n")
+        return 0
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:

@@ -193,3 +193,19 @@ def test_shipped_taesd_scores_close_to_the_full_decode(demo, taesd, samples):
     assert rho >= MIN_SPEARMAN, f"Spearman ρ {rho:.3f} < {MIN_SPEARMAN}"
     assert gap <= MAX_MEAN_ABS_GAP, f"mean |Δ score| {gap:.3f} > {MAX_MEAN_ABS_GAP}"
     assert stats.top1_hit(a, b)[1] <= 1, "the TAESD's best is the full decode's best or second best"
+
+
+def test_a_scoring_vae_of_another_family_is_refused_by_name(pack, taesd):
+    """A 4-channel TAESD on a 16-channel (Flux) model: a clear error naming the node and scoring_vae, before any
+    sampling, instead of a convolution shape error inside the first decode."""
+    from support.tiny_models import build
+
+    sn = module("nodes.sampler_nodes")
+    es = module("evosearch")
+    flux = build("flux")
+    with pytest.raises(ValueError, match=r"EvoSearch KSampler: scoring_vae decodes 4-channel image latents but this "
+                                         r"model's latents are 16-channel"):  # fmt: skip
+        run_node(sn.EvoSearchKSampler, model=flux.model, positive=flux.positive, negative=flux.negative,
+                 latent_image=flux.empty_latent(1), reward=module("rewards").Colorfulness(), seed=0, steps=STEPS,
+                 cfg=1.0, sampler_name="euler_ancestral", scheduler="normal", denoise=1.0, chunk_size=0,
+                 vae=flux.vae, schedule=es.ScheduleSpec(**SMALL), mutation=None, scoring_vae=SpyVAE(taesd))  # fmt: skip
