@@ -39,7 +39,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def top_k_overlap(reference: torch.Tensor, other: torch.Tensor, fraction: float) -> float:
-    """Share of the ``reference`` top ``ceil(fraction·n)`` that are also in ``other``'s top as many (higher is better)."""
+    """Share of the ``reference`` top ``ceil(fraction·n)`` that ``other`` also puts in its top as many."""
     n = reference.numel()
     k = max(1, math.ceil(fraction * n))
     top_ref = set(torch.topk(reference.flatten().double(), k).indices.tolist())

@@ -113,7 +113,7 @@ def _zero_branch_end(block: torch.nn.Module) -> None:
 
 @torch.no_grad()
 def graft_identities(decoder: torch.nn.Module) -> None:
-    """Set the layers :func:`fast_forward` skips to identity: blocks' branches end at zero, conv 17 = identity kernel."""
+    """Set the layers :func:`fast_forward` skips to identity: blocks' branches end at zero, conv 17 = identity."""
     for index in IDENTITY_BLOCKS:
         _zero_branch_end(decoder[index])
     conv = decoder[IDENTITY_CONV]
@@ -230,7 +230,7 @@ def distil(teacher: Teacher, latents: torch.Tensor, cfg: DistillConfig) -> tuple
 
 @torch.no_grad()
 def evaluate(decoder: torch.nn.Module, teacher: Teacher, latents: torch.Tensor, chunk: int = 64) -> dict[str, float]:
-    """Student vs teacher on ``latents``, at the teacher's resolution after ComfyUI's clamp: PSNR, mean |Δ brightness|."""
+    """Student vs teacher on ``latents`` at the teacher's resolution, after ComfyUI's clamp: PSNR, |Δ brightness|."""
     se, gaps, n = 0.0, [], 0
     for part in latents.split(chunk):
         target = teacher(part)

@@ -2,8 +2,9 @@
 
     COMFYUI_PATH=/path/to/ComfyUI python tools/train_taesd.py --out assets/demo --seed 0
 
-Writes ``taesd_digits.safetensors`` (and ``taesd_report.json``, also in the file's metadata): ``taesd_decoder.*`` + ``vae_scale`` (0.18215) + ``vae_shift`` (0), the keys
-``comfy.sd.VAE`` (and so the Load VAE node, for a file in ``models/vae/``) detects as TAESD. It decodes the demo's
+Writes ``taesd_digits.safetensors`` (and ``taesd_report.json``, also in the file's metadata): ``taesd_decoder.*``
++ ``vae_scale`` (0.18215) + ``vae_shift`` (0), the keys ``comfy.sd.VAE`` (and so the Load VAE node, for a file in
+``models/vae/``) detects as TAESD. It decodes the demo's
 8×8×4 latents to **64×64** images (TAESD always upsamples 8×; the demo VAE 4× to 32×32). The digit reward resizes
 any image to its 32×32 input (bilinear, antialiased), so the scoring path needs no adapter; the decoder is trained
 on exactly that view (``tools/taesd_distill.py``). It is a decoder only (no ``taesd_encoder.*``: not for VAE Encode).
@@ -16,8 +17,8 @@ Latents (model space, i.e. what the UNet and the samplers see):
 
 Held-out numbers use the held-out digits and trajectories from other seeds. Teacher = the shipped demo VAE.
 
-The generic parts (:mod:`tools.taesd_distill`) take any teacher VAE and latent pool; another demo model needs its own
-:func:`trajectory_latents` call with its MODEL and conditioning, and :func:`run` with its VAE.
+Another model/VAE pair (e.g. a second demo model) is one :func:`distil_model` call with its MODEL, conditioning,
+empty-latent maker and VAE; the distillation itself (:mod:`tools.taesd_distill`) takes any teacher and latent pool.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,7 +87,9 @@ def posterior_latents(vae: Any, latent_format: Any, images: torch.Tensor, gen: t
     for chunk in images.split(256):
         moments = ae.quant_conv(ae.encoder(chunk.movedim(-1, 1).float() * 2 - 1))
         mean, logvar = moments.chunk(2, dim=1)
-        z = mean if gen is None else mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=gen)
+        if gen is not None:
+            mean = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=gen)
+        z = mean
         out.append(latent_format.process_in(z))
     return torch.cat(out)
 
@@ -118,10 +122,10 @@ def trajectory_latents(
     return torch.cat(chunks, dim=1)
 
 
-def digit_latents(pack: ModuleType, bundle: Any, lat: LatentConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Training and held-out latent pools for the digit demo (see the module docstring)."""
+def digit_latents(bundle: Any, lat: LatentConfig, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The digit demo's own latents: posterior samples of augmented training digits (training) and the encoder
+    means of the held-out digits (held-out), model space."""
     data = importlib.import_module("evosearch_pack.tools.demo_data")
-    demo = importlib.import_module("evosearch_pack.nodes.demo_model")
     split = data.load_digit_split(seed)
     train, test = split.train_digits, split.test_digits
     if lat.subset:
@@ -130,22 +134,11 @@ def digit_latents(pack: ModuleType, bundle: Any, lat: LatentConfig, seed: int) -
     gen = torch.Generator().manual_seed(seed + 101)
     views = torch.cat([data.augment_render(train, gen) for _ in range(lat.posterior_copies)])
     posterior = posterior_latents(bundle.vae, fmt, views, gen)
-    sample = dict(steps=lat.steps, sampler=lat.sampler, scheduler=lat.scheduler)
-    paths = trajectory_latents(bundle.model, bundle.positive, bundle.negative, demo.empty_latent, lat.trajectories,
-                               seed=seed + 50_000, **sample)  # fmt: skip
-    held_paths = trajectory_latents(bundle.model, bundle.positive, bundle.negative, demo.empty_latent,
-                                    lat.heldout_trajectories, seed=seed + 60_000, **sample)  # fmt: skip
-    held_digits = posterior_latents(bundle.vae, fmt, data.render(test), None)
-    return {
-        "train": torch.cat([posterior, paths.flatten(0, 1)]),
-        "heldout_digits": held_digits,
-        "heldout_x0_predictions": held_paths[:-1 : lat.heldout_every].flatten(0, 1),
-        "heldout_samples": held_paths[-1],
-    }
+    return posterior, {"heldout_digits": posterior_latents(bundle.vae, fmt, data.render(test), None)}
 
 
 @torch.no_grad()
-def reward_agreement(pack: ModuleType, teacher: Any, decoder: torch.nn.Module, latents: torch.Tensor) -> dict:
+def reward_agreement(teacher: Any, decoder: torch.nn.Module, latents: torch.Tensor) -> dict:
     """Spearman correlation of the demo rewards (target 3) between teacher and student decodes of ``latents``."""
     digits = importlib.import_module("evosearch_pack.rewards.digits")
     stats = importlib.import_module("evosearch_pack.bench.ranking")
@@ -159,6 +152,71 @@ def reward_agreement(pack: ModuleType, teacher: Any, decoder: torch.nn.Module, l
 
 
 # --------------------------------------------------------------------------------------------------------------- run
+def distil_model(
+    model: Any, positive: list, negative: list, empty_latent: Callable[[int], dict], vae: Any, path: Path, *,
+    seed: int = 0, lat: LatentConfig | None = None, cfg: Any = None, cfg_scale: float = 1.0,
+    extra_train: torch.Tensor | None = None, extra_heldout: dict[str, torch.Tensor] | None = None,
+    check: Callable[[Any, torch.nn.Module, dict[str, torch.Tensor]], dict] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Distil ``vae``'s decoder into a TAESD file at ``path`` for any MODEL/VAE pair, in one call.
+
+    Latents: every x0 prediction along ``lat.trajectories`` trajectories of ``model`` (``lat``'s sampler, steps and
+    ``cfg_scale``; noise seeds from ``seed + 50_000``), after ``extra_train`` if given; held out: the trajectories of
+    other seeds (x0 predictions every ``lat.heldout_every`` steps, and the final samples) plus ``extra_heldout``.
+    ``cfg``: a :class:`tools.taesd_distill.DistillConfig` (default: its defaults with ``seed``). ``check(teacher,
+    decoder, pools)`` adds model-specific held-out numbers (e.g. reward agreement). Returns the report, which also
+    goes into the file's metadata and ``taesd_report.json`` beside it.
+    """
+    distill = importlib.import_module("evosearch_pack.tools.taesd_distill")
+    lat = lat or LatentConfig()
+    cfg = cfg or distill.DistillConfig(seed=seed)
+    t0 = time.perf_counter()
+    fmt = model.model.latent_format
+    sample = {"steps": lat.steps, "sampler": lat.sampler, "scheduler": lat.scheduler, "cfg": cfg_scale}
+    paths = trajectory_latents(model, positive, negative, empty_latent, lat.trajectories, seed=seed + 50_000,
+                               **sample)  # fmt: skip
+    held_paths = trajectory_latents(model, positive, negative, empty_latent, lat.heldout_trajectories,
+                                    seed=seed + 60_000, **sample)  # fmt: skip
+    train = paths.flatten(0, 1) if extra_train is None else torch.cat([extra_train, paths.flatten(0, 1)])
+    pools = {
+        "train": train,
+        **(extra_heldout or {}),
+        "heldout_x0_predictions": held_paths[:-1 : lat.heldout_every].flatten(0, 1),
+        "heldout_samples": held_paths[-1],
+    }
+    latent_seconds = time.perf_counter() - t0
+    logger.info("latents: %s in %.0f s", {k: tuple(v.shape) for k, v in pools.items()}, latent_seconds)
+    teacher = distill.vae_teacher(vae, fmt)
+    with torch.inference_mode(False), torch.enable_grad():
+        decoder, log = distill.distil(teacher, pools["train"], cfg)
+    # measure the shipped (float16-rounded) weights
+    state = distill.taesd_state_dict(decoder, fmt)
+    decoder.load_state_dict({k.removeprefix("taesd_decoder."): v.float() for k, v in state.items()
+                             if k.startswith("taesd_decoder.")})  # fmt: skip
+    heldout = {k: distill.evaluate(decoder, teacher, v) for k, v in pools.items() if k != "train"}
+    if check is not None:
+        heldout.update(check(teacher, decoder, pools))
+    report = {
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "latent_config": dataclasses.asdict(lat),
+        "latents": {k: int(v.shape[0]) for k, v in pools.items()},
+        "latent_seconds": round(latent_seconds, 1),
+        "training": log,
+        "heldout": heldout,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "parameters": sum(p.numel() for p in decoder.parameters()),
+    }
+    meta = {"taesd_config": {"latent_channels": int(train.shape[1]), "upscale": distill.TAESD_UPSCALE},
+            **(metadata or {}), "report": report, "seed": str(seed)}  # fmt: skip
+    distill.save_taesd(path, state, meta)
+    (path.parent / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    logger.info("held-out: %s; total %.0f s", json.dumps(heldout), report["seconds"])
+    return report
+
+
 def run(
     out: Path, *, comfyui: str | Path | None = None, seed: int = 0, threads: int = 1, quick: bool = False,
     **overrides: Any,
@@ -170,57 +228,24 @@ def run(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.inference_mode(False), torch.enable_grad():
-            return _run(Path(out), comfyui, seed, threads, quick, overrides)
+        _boot(comfyui)
+        distill = importlib.import_module("evosearch_pack.tools.taesd_distill")
+        demo = importlib.import_module("evosearch_pack.nodes.demo_model")
+        cfg = distill.DistillConfig(seed=seed, **(QUICK_DISTILL if quick else {}), **overrides)
+        lat = QUICK_LATENTS if quick else LatentConfig()
+        bundle = demo.load_demo(dtype=torch.float32, vae_dtype=torch.float32)
+        posterior, held_digits = digit_latents(bundle, lat, seed)
+        return distil_model(
+            bundle.model, bundle.positive, bundle.negative, demo.empty_latent, bundle.vae, Path(out) / TAESD_FILE,
+            seed=seed, lat=lat, cfg=cfg, extra_train=posterior, extra_heldout=held_digits,
+            check=lambda teacher, decoder, pools: {
+                "reward_agreement": reward_agreement(teacher, decoder, pools["heldout_samples"])
+            },
+            metadata={"teacher": "EvoSearch digit demo VAE (assets/demo/vae.safetensors)", "image_size": 64,
+                      "teacher_image_size": 32},
+        )  # fmt: skip
     finally:
         torch.set_num_threads(previous)
-
-
-def _run(
-    out: Path, comfyui: str | Path | None, seed: int, threads: int, quick: bool, overrides: dict[str, Any]
-) -> dict[str, Any]:
-    pack = _boot(comfyui)
-    distill = importlib.import_module("evosearch_pack.tools.taesd_distill")
-    demo = importlib.import_module("evosearch_pack.nodes.demo_model")
-    cfg = distill.DistillConfig(seed=seed, **(QUICK_DISTILL if quick else {}), **overrides)
-    lat = QUICK_LATENTS if quick else LatentConfig()
-    t0 = time.perf_counter()
-    bundle = demo.load_demo(dtype=torch.float32, vae_dtype=torch.float32)
-    fmt = bundle.model.model.latent_format
-    pools = digit_latents(pack, bundle, lat, seed)
-    latent_seconds = time.perf_counter() - t0
-    logger.info("latents: %s in %.0f s", {k: tuple(v.shape) for k, v in pools.items()}, latent_seconds)
-    teacher = distill.vae_teacher(bundle.vae, fmt)
-    decoder, log = distill.distil(teacher, pools["train"], cfg)
-    # measure the shipped (float16-rounded) weights
-    state = distill.taesd_state_dict(decoder, fmt)
-    decoder.load_state_dict({k.removeprefix("taesd_decoder."): v.float() for k, v in state.items()
-                             if k.startswith("taesd_decoder.")})  # fmt: skip
-    heldout = {k: distill.evaluate(decoder, teacher, v) for k, v in pools.items() if k != "train"}
-    heldout["reward_agreement"] = reward_agreement(pack, teacher, decoder, pools["heldout_samples"])
-    report = {
-        "seed": seed,
-        "threads": threads,
-        "torch": torch.__version__,
-        "latent_config": dataclasses.asdict(lat),
-        "latents": {k: int(v.shape[0]) for k, v in pools.items()},
-        "latent_seconds": round(latent_seconds, 1),
-        "training": log,
-        "heldout": heldout,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "parameters": sum(p.numel() for p in decoder.parameters()),
-    }
-    metadata = {
-        "taesd_config": {"latent_channels": int(pools["train"].shape[1]), "upscale": distill.TAESD_UPSCALE,
-                         "image_size": 64, "teacher_image_size": 32},  # fmt: skip
-        "teacher": "EvoSearch digit demo VAE (assets/demo/vae.safetensors)",
-        "report": report,
-        "seed": str(seed),
-    }
-    distill.save_taesd(out / TAESD_FILE, state, metadata)
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    logger.info("held-out: %s; total %.0f s", json.dumps(heldout), report["seconds"])
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

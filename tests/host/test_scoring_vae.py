@@ -15,11 +15,10 @@ import time
 
 import pytest
 import torch
-
 from support.nodes import clone_node, module, run_node
 
 STEPS = 6
-SMALL = dict(mode="custom", evolution_steps=(0, 3, 4), population=(4, 2, 2, 2))  # 10 decodes of finished samples
+SMALL = {"mode": "custom", "evolution_steps": (0, 3, 4), "population": (4, 2, 2, 2)}  # 10 decodes of finished samples
 
 #: Floors for the shipped TAESD against the full demo VAE on the 32 samples :func:`samples` draws (seed 123), under the
 #: `digit` reward, target 3. Measured on this set (one CPU thread, torch 2.14.1): Spearman ρ 0.993, mean |Δ score|
