@@ -1,8 +1,8 @@
 """The scoring VAE, proved and measured (issue 13): is a cheap decoder for the reward worth it, and does it rank right?
 
-    COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae                      # all parts (~30 min, one thread)
+    COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae                      # all parts (~20 min, one thread)
     COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae --parts timing       # real-size decode cost (~12 min)
-    COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae --parts ranking,e2e  # the digit demo (~12 min)
+    COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae --parts ranking,e2e  # the digit demo (~8 min)
     COMFYUI_PATH=/path/to/ComfyUI python -m bench.scoring_vae --quick              # a smoke run of every part
 
 Parts (each rerun replaces its section of ``bench/results/scoring_vae.{json,md}``; ``--quick`` writes
