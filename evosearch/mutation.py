@@ -87,7 +87,6 @@ class Mutation:
     tournament: float = 0.9
     elite_fraction: float = 0.2
     max_share: float = 1.0
-    share_last_only: bool = False
 
     def __post_init__(self) -> None:
         _check_beta("beta", self.beta)

@@ -417,11 +417,14 @@ class ScheduleSpec:
 
     @property
     def target(self) -> type[Strategy]:
-        """The strategy this spec runs."""
-        from .strategies import get_strategy, planning_fitness
+        """The strategy this spec runs. ``auto`` is the family's planning default (docs/method.md §14) for budget
+        modes, and the paper's fitness for custom lists and presets (their populations mean what the paper's do)."""
+        from .strategies import default_fitness, get_strategy, planning_fitness
 
-        fitness = planning_fitness(self.strategy) if self.fitness == "auto" else self.fitness
-        return get_strategy(self.strategy, fitness)
+        if self.fitness != "auto":
+            return get_strategy(self.strategy, self.fitness)
+        planned = self.mode.startswith("budget")
+        return get_strategy(self.strategy, planning_fitness(self.strategy) if planned else default_fitness(self.strategy))
 
     def _custom(self, steps: int | None) -> Schedule:
         """Custom lists are an EvoSearch schedule, read with the spec's EvoSearch fitness (NFE and step rules);
@@ -454,7 +457,8 @@ class ScheduleSpec:
             return evo
         budget = max(evo.nfe(steps), int(steps))
         resample = [s for s in evo.evolution_steps if s > 0] or list(default_evolution_steps(steps)[1:])
-        return target.plan(budget, int(steps), resample, potential=self.potential, lam=self.lam)
+        steps_for = None if target.own_steps and not self.mode.startswith("preset") else resample
+        return target.plan(budget, int(steps), steps_for, potential=self.potential, lam=self.lam)
 
     def describe(self, steps: int, evals_per_step: object = 1) -> str:
         return self.resolve(steps).describe(steps, evals_per_step)

@@ -47,6 +47,7 @@ __all__ = [
     "empty_latent",
     "load_demo",
     "load_demo_model",
+    "load_demo_taesd",
     "load_demo_vae",
     "read_metadata",
 ]
@@ -55,6 +56,8 @@ __all__ = [
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 UNET_FILE = "unet.safetensors"
 VAE_FILE = "vae.safetensors"
+#: The demo VAE's decoder distilled into ComfyUI's TAESD architecture (``tools/train_taesd.py``): a scoring VAE.
+TAESD_FILE = "taesd_digits.safetensors"
 
 IMAGE_SIZE = 32
 SPATIAL_COMPRESSION = 4
@@ -128,11 +131,11 @@ def _config_from(metadata: dict[str, str], key: str, path: Path) -> dict[str, An
     return json.loads(metadata[key])
 
 
-def _require(path: Path) -> Path:
+def _require(path: Path, tool: str = "tools/train_demo.py") -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"demo weights not found at {path}; they ship in assets/demo/ (re-create them with "
-            "`python tools/train_demo.py --comfyui <ComfyUI path>`)"
+            f"`python {tool} --comfyui <ComfyUI path>`)"
         )
     return path
 
@@ -214,6 +217,20 @@ def load_demo_vae(path: str | Path | None = None, *, dtype: torch.dtype | None =
     state_dict = comfy.utils.load_torch_file(str(path), safe_load=True)
     vae = build_vae(state_dict, ddconfig=config["ddconfig"], embed_dim=int(config["embed_dim"]), dtype=dtype)
     logger.info("EvoSearch demo VAE loaded from %s (dtype %s, device %s)", path, vae.vae_dtype, vae.device)
+    return vae
+
+
+def load_demo_taesd(path: str | Path | None = None) -> comfy.sd.VAE:
+    """Load the demo's TAESD decoder as ComfyUI's Load VAE node loads a file from ``models/vae``.
+
+    ``comfy.sd.VAE`` detects it as TAESD from its ``taesd_decoder.*`` keys. It decodes the demo's 8×8×4 latents to
+    64×64 images (TAESD upsamples 8×; the demo VAE 4× to 32×32), which the digit reward resizes to its 32×32 input.
+    A decoder only: for the EvoSearch nodes' ``scoring_vae`` and previews, not for VAE Encode.
+    """
+    path = _require(Path(path) if path is not None else DEMO_DIR / TAESD_FILE, "tools/train_taesd.py")
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(path), safe_load=True))
+    vae.throw_exception_if_invalid()
+    logger.info("EvoSearch demo TAESD loaded from %s (dtype %s, device %s)", path, vae.vae_dtype, vae.device)
     return vae
 
 

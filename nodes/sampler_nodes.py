@@ -147,12 +147,14 @@ class EvoSearchSchedule(io.ComfyNode):
                     "fitness",
                     options=["auto", *es.fitness_names()],
                     default="auto",
-                    tooltip="How a generation is scored. rollout: every individual is run to a finished image and "
-                    "scored (the paper's EvoSearch; children cost their remaining steps). x0: the reward of the "
-                    "model's x0 prediction at the evolution step (free in NFE, like FK-steering particles; the whole "
-                    "population moves together). auto: rollout for EvoSearch, x0 for particles. On the demo model "
-                    "EvoSearch with x0 fitness beats both baselines; rollout is the paper's and needs no decodable "
-                    "x0 predictions.",
+                    tooltip="How generations are scored and selected. graded (EvoSearch's default, what auto "
+                    "plans): the reward of the model's x0 prediction at each evolution step, free in NFE, with "
+                    "selection pressure rising with the step (gentle while x0 predictions are blurry, greedy near the "
+                    "end) — ahead of Best-of-N and particle sampling on every benchmark of this pack. x0: the same "
+                    "proxy with the paper's greedy tournaments at every step. rollout: every individual is run to a "
+                    "finished image and scored (the paper's EvoSearch; children cost their remaining steps). auto: "
+                    "graded for EvoSearch budgets, rollout for custom lists and presets (the paper's meaning of "
+                    "those populations), x0 for particles.",
                 ),  # fmt: skip
             ],
             outputs=[

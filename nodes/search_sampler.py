@@ -360,6 +360,26 @@ class SearchSampler(comfy.samplers.KSAMPLER):
                 "scores across chunks and generations; set EvoSearch Combine Rewards' normalisation to 'raw'",
             )
 
+    def _check_scoring_vae(self, latent_format: object) -> None:
+        """A scoring VAE must decode this model's latents: one of another family (a 4-channel TAESD on a 16-channel
+        Flux or Wan model, an image decoder on video latents) would otherwise fail deep inside the first decode."""
+        if self.scoring_vae is None:
+            return
+        have, want = getattr(self.scoring_vae, "latent_channels", None), getattr(latent_format, "latent_channels", None)
+        have_dims = getattr(self.scoring_vae, "latent_dim", None)
+        want_dims = getattr(latent_format, "latent_dimensions", 2)
+        if isinstance(have, int) and isinstance(want, int) and have != want or (
+            isinstance(have_dims, int) and isinstance(want_dims, int) and have_dims != want_dims
+        ):
+            kind = {2: "image", 3: "video"}
+            raise NodeError(
+                self.node,
+                f"scoring_vae decodes {have}-channel {kind.get(have_dims, '?')} latents but this model's latents are "
+                f"{want}-channel {kind.get(want_dims, '?')} latents; connect the fast decoder of the model's own "
+                "family (taesd for SD1.x/2.x, taesdxl for SDXL, taesd3 for SD3, taef1 for Flux) or leave scoring_vae "
+                "unconnected",
+            )
+
     # ------------------------------------------------------------------ ComfyUI's Sampler.sample
     def sample(
         self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None, disable_pbar=False
@@ -371,6 +391,7 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         except ValueError as e:
             raise NodeError(self.node, f"{e} (the sampler runs {steps} steps)") from None
         self._check_inputs()
+        self._check_scoring_vae(model_wrap.inner_model.latent_format)
         ignored_noise = ignores_initial_noise(model_wrap.inner_model.model_sampling)
         if latent_image is None:
             latent_image = torch.zeros_like(noise)

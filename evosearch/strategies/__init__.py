@@ -37,4 +37,4 @@ __all__ = [
 ]
 
 # The built-in strategies register themselves on import (one module each; the first of a family is its default).
-from . import best_of_n, evosearch_rollout, evosearch_x0, particles  # noqa: E402,F401
+from . import best_of_n, evosearch_graded, evosearch_rollout, evosearch_x0, particles  # noqa: E402,F401

@@ -195,6 +195,8 @@ class Strategy(ABC):
     fitness: ClassVar[str]
     title: ClassVar[str]
     mutates: ClassVar[bool] = False
+    #: whether :meth:`plan` places its own evolution steps (then a ScheduleSpec does not hand it another plan's)
+    own_steps: ClassVar[bool] = False
 
     def __init__(self, schedule: Schedule, mutation: Mutation, context: SearchContext) -> None:
         self.schedule = schedule

@@ -55,27 +55,32 @@ def evolve(
     mutation: Mutation,
     context: SearchContext,
     index: int,
-    last: bool = False,
+    tournament: int | None = None,
 ) -> torch.Tensor:
     """``k`` children from ``pool`` at ``step``: the m best unchanged, then mutated tournament winners (§3c–e).
 
-    ``index`` numbers the selection (its random generator); ``generation`` names the children's mutation streams.
+    ``index`` numbers the selection (its random generator); ``generation`` names the children's mutation streams;
+    ``tournament`` overrides the mutation's tournament size (a strategy that grades selection pressure).
     """
     rewards = pool.rewards
     m = mutation.elites_for(k)
     elites = elite_indices(rewards, m)
-    cap = mutation.max_wins_for(k - m) if (last or not mutation.share_last_only) else None
-    parents = tournament_select(rewards, k - m, mutation.tournament_for(len(pool)), context.selector(index), max_wins=cap)
+    size = mutation.tournament_for(len(pool)) if tournament is None else tournament
+    parents = tournament_select(rewards, k - m, size, context.selector(index), max_wins=mutation.max_wins_for(k - m))
     mutated = context.mutate(mutation, step, pool.states(parents), pool.denoised(parents), generation, m)
     return torch.cat([pool.states(elites), mutated])
 
 
-def pool_keep(schedule: Schedule, mutation: Mutation, pools: Sequence[int]) -> list[int | None]:
-    """How many states each pool must keep for its selection (see :mod:`evosearch.pool`)."""
+def pool_keep(
+    schedule: Schedule, mutation: Mutation, pools: Sequence[int], tournaments: Sequence[int] | None = None
+) -> list[int | None]:
+    """How many states each pool must keep for its selection (see :mod:`evosearch.pool`); ``tournaments`` are the
+    per-generation tournament sizes where a strategy sets its own."""
     out: list[int | None] = []
-    for k, size in zip(schedule.population[1:], pools):
+    for g, (k, size) in enumerate(zip(schedule.population[1:], pools)):
         m = mutation.elites_for(k)
-        out.append(keep_for(size, m, mutation.tournament_for(size), k - m, mutation.max_wins_for(k - m)))
+        b = mutation.tournament_for(size) if tournaments is None else tournaments[g]
+        out.append(keep_for(size, m, b, k - m, mutation.max_wins_for(k - m)))
     return out
 
 
@@ -105,7 +110,7 @@ class EvoSearchRollout(Strategy):
         else:
             pool, start = self.pools[g - 1], evo[g - 1]
             assert pool is not None
-            states = evolve(pool, population[g], start, g, self.mutation, self.context, index=g - 1, last=g == len(evo))
+            states = evolve(pool, population[g], start, g, self.mutation, self.context, index=g - 1)
             self.pools[g - 1] = None  # never read again: free its states
         self.levels = [j for j in range(g, len(evo)) if evo[j] >= start]
         capture = tuple(evo[j] for j in self.levels if evo[j] > start)

@@ -99,13 +99,20 @@ class EvoSearchX0(ProxyGenerations):
     mutates = True
 
     def pool_keep(self, g: int) -> int | None:
-        return pool_keep(self.schedule, self.mutation, self.pool_sizes(self.schedule))[g]
+        sizes = [self.tournament(i + 1) for i in range(len(self.schedule.evolution_steps))]
+        tournaments = None if all(b is None for b in sizes) else [
+            self.mutation.tournament_for(p) if b is None else b for b, p in zip(sizes, self.pool_sizes(self.schedule))
+        ]  # fmt: skip
+        return pool_keep(self.schedule, self.mutation, self.pool_sizes(self.schedule), tournaments)[g]
 
     def next_states(self, g: int):  # noqa: ANN201
         assert self.pool is not None
         k, step = self.schedule.population[g], self.bounds[g]
-        last = g == len(self.schedule.evolution_steps)
-        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, last=last)
+        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, tournament=self.tournament(g))
+
+    def tournament(self, g: int) -> int | None:
+        """The tournament size of the selection that makes generation ``g`` (``None``: the mutation's)."""
+        return None
 
     @classmethod
     def validate(cls, schedule: Schedule, steps: int, mutation: Mutation | None = None) -> None:

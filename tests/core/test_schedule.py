@@ -64,16 +64,16 @@ def test_planner_stays_within_budget_and_close(budget, evolution_steps):
     minimum = steps + sum(steps - s for s in evolution_steps)
     if budget < minimum:
         with pytest.raises(ValueError, match="budget_nfe"):
-            es.Schedule.plan(budget, steps, evolution_steps)
+            es.Schedule.plan(budget, steps, evolution_steps, fitness="rollout")
         return
-    plan = es.Schedule.plan(budget, steps, evolution_steps)
+    plan = es.Schedule.plan(budget, steps, evolution_steps, fitness="rollout")  # the paper's planner
     assert plan.evolution_steps == tuple(evolution_steps)
     assert plan.nfe(steps) <= budget
     assert budget - plan.nfe(steps) < steps - evolution_steps[-1], "the planner must spend the budget it can"
 
 
 def test_planner_follows_the_rule_of_thumb():
-    plan = es.Schedule.plan(5000, 50, [0, 20, 30, 40])
+    plan = es.Schedule.plan(5000, 50, [0, 20, 30, 40], fitness="rollout")
     k_start, *children = plan.population
     assert k_start >= 2 * min(children) - 1
     assert max(children) - min(children) <= 2
@@ -106,15 +106,15 @@ def test_describe_reports_budget_and_equal_best_of_n():
 
 
 def test_default_plan_adapts_generations_to_the_budget():
-    big = es.Schedule.plan(15000, 100)
+    big = es.Schedule.plan(15000, 100, fitness="rollout")  # the paper's planner (the default plans docs/method.md §14)
     assert big.evolution_steps == es.default_evolution_steps(100) == (0, 50, 70, 80, 90, 95)
-    small = es.Schedule.plan(600, 100)
+    small = es.Schedule.plan(600, 100, fitness="rollout")
     assert 0 < len(small.evolution_steps) < len(big.evolution_steps)
     assert min(small.population) >= 2 and small.nfe(100) <= 1000
-    tiny = es.Schedule.plan(250, 100)
+    tiny = es.Schedule.plan(250, 100, fitness="rollout")
     assert tiny.evolution_steps == () and tiny.population == (2,)
     for budget in range(100, 3000, 37):
-        assert es.Schedule.plan(budget, 100).nfe(100) <= budget
+        assert es.Schedule.plan(budget, 100, fitness="rollout").nfe(100) <= budget
 
 
 def test_parse_int_list_is_strict():
@@ -143,7 +143,7 @@ def test_fitness_defaults_and_x0_rules():
 
 def test_schedule_spec_fitness_keeps_the_compute():
     steps = 20
-    rollout = es.ScheduleSpec(budget=30).resolve(steps)
+    rollout = es.ScheduleSpec(budget=30, fitness="rollout").resolve(steps)
     x0 = es.ScheduleSpec(budget=30, fitness="x0").resolve(steps)
     assert rollout.fitness == "rollout" and x0.fitness == "x0" and x0.strategy == "evosearch"
     assert x0.nfe(steps) == rollout.nfe(steps) // steps * steps

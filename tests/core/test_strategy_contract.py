@@ -29,6 +29,7 @@ def schedule_for(name: str, fitness: str) -> es.Schedule:
         ("best_of_n", "rollout"): es.Schedule.best_of_n(7),
         ("evosearch", "rollout"): es.Schedule(evolution_steps=[0, 4, 8], population=[6, 4, 5, 3]),
         ("evosearch", "x0"): es.Schedule(evolution_steps=[3, 7, 10], population=[6, 4, 5, 3], fitness="x0"),
+        ("evosearch", "graded"): es.Schedule(evolution_steps=[2, 5, 9], population=[6, 6, 5, 4], fitness="graded"),
         ("particles", "x0"): es.Schedule.particles(5, [4, 8], lam=1.0),
         ("particles", "rollout"): es.Schedule.particles(4, [3, 9], fitness="rollout", lam=1.0),
     }[(name, fitness)]
