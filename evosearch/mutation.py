@@ -77,7 +77,10 @@ class Mutation:
         elite_fraction: used when ``elites`` is ``None``.
         max_share: most of a generation's tournament winners one parent may be (1 = no limit). Below 1 selection
             keeps several lineages alive, so the final population holds distinct options instead of one parent's
-            near-copies (docs/method.md §4).
+            near-copies (docs/method.md §12).
+        islands: x0-fitness EvoSearch only: split the population into this many islands that select and mutate
+            within themselves and never mix; each island is a lineage, so the final population holds ``islands``
+            distinct options (docs/method.md §12). 1 = one population.
     """
 
     beta: float = 0.3
@@ -87,6 +90,7 @@ class Mutation:
     tournament: float = 0.9
     elite_fraction: float = 0.2
     max_share: float = 1.0
+    islands: int = 1
 
     def __post_init__(self) -> None:
         _check_beta("beta", self.beta)
@@ -106,6 +110,8 @@ class Mutation:
             raise ValueError(f"tournament sizes >= 1 must be whole numbers, got {self.tournament}")
         if not 0 <= self.elite_fraction <= 1:
             raise ValueError(f"elite_fraction must be in [0, 1], got {self.elite_fraction}")
+        if int(self.islands) != self.islands or self.islands < 1:
+            raise ValueError(f"islands must be a whole number >= 1 (1 = one population), got {self.islands}")
         if not 0 < self.max_share <= 1:
             raise ValueError(
                 f"max_share (the most of a generation's parents one pool member may be) must be in (0, 1], got "
@@ -158,4 +164,5 @@ class Mutation:
             "tournament": self.tournament,
             "elite_fraction": self.elite_fraction,
             "max_share": self.max_share,
+            "islands": self.islands,
         }

@@ -456,7 +456,76 @@ def workflows() -> dict[str, dict]:
         "(digit / digit_bold / digit_thin), or set the schedule's strategy to best_of_n or particles to compare at "
         "the same compute (bench/demo_proof.py measures all three over many seeds)."
     )
+    shapes_prompt = "three red circles"
+    shapes = [
+        N(1, "EvoSearchShapesModel", 0, 1, {"batch_size": 1}),
+        N(2, "CLIPTextEncode", 1, 0, {"text": shapes_prompt}, {"clip": (1, 1)}, title="Prompt"),
+        N(3, "CLIPTextEncode", 1, 1, {"text": ""}, {"clip": (1, 1)}, title="Negative (empty)"),
+        N(4, "EvoSearchLoadReward", 0, 2, {"kind": "shapes", "model": "auto", "dtype": "auto", "prompt": shapes_prompt},
+          title="Verifier reward (same prompt)"),  # fmt: skip
+        _schedule(5, 0, 3, budget=10.0, steps=20),
+        N(6, "EvoSearchMutation", 0, 4),
+        N(
+            7,
+            "EvoSearchKSampler",
+            2,
+            0,
+            {
+                "seed": 7,
+                "steps": 20,
+                "cfg": 4.0,
+                "sampler_name": "dpmpp_2m_sde",
+                "scheduler": "karras",
+                "denoise": 1.0,
+                "chunk_size": 0,
+                "top_k": 4,
+            },
+            {
+                "model": (1, 0),
+                "positive": (2, 0),
+                "negative": (3, 0),
+                "latent_image": (1, 3),
+                "vae": (1, 2),
+                "reward": (4, 0),
+                "schedule": (5, 0),
+                "mutation": (6, 0),
+            },
+        ),
+        N(8, "VAEDecode", 3, 0, links={"samples": (7, 0), "vae": (1, 2)}, title="Decode best"),
+        N(9, "ImageScaleBy", 4, 0, _ENLARGE, {"image": (8, 0)}, title="Enlarge ×8 (32 px images)"),
+        N(10, "PreviewImage", 5, 0, links={"images": (9, 0)}, title="EvoSearch: best image"),
+        N(11, "VAEDecode", 3, 1, links={"samples": (7, 1), "vae": (1, 2)}, title="Decode the 4 options"),
+        N(12, "ImageScaleBy", 4, 1, _ENLARGE, {"image": (11, 0)}, title="Enlarge ×8"),
+        N(13, "PreviewImage", 5, 1, links={"images": (12, 0)}, title="4 distinct options, best first"),
+        N(14, "PreviewImage", 3, 3, links={"images": (7, 4)}, title="Reward vs NFE"),
+        N(15, "PreviewAny", 3, 4, links={"source": (7, 3)}, title="Search report"),
+        N(
+            16,
+            "KSampler",
+            2,
+            1,
+            {"seed": 7, "steps": 20, "cfg": 4.0, "sampler_name": "dpmpp_2m_sde", "scheduler": "karras", "denoise": 1.0},
+            {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (1, 3)},
+            title="Plain KSampler, same seed (no search)",
+        ),
+        N(17, "VAEDecode", 3, 2, links={"samples": (16, 0), "vae": (1, 2)}, title="Decode plain image"),
+        N(18, "ImageScaleBy", 4, 2, _ENLARGE, {"image": (17, 0)}, title="Enlarge ×8"),
+        N(19, "PreviewImage", 5, 2, links={"images": (18, 0)}, title="Plain sampler: same seed, no search"),
+    ]
+    shapes_note = (
+        "## EvoSearch demo: text-to-image, no downloads, runs on a CPU\n\nThe EvoSearch Shapes Model node loads a "
+        "tiny text-to-image model trained in this pack on procedurally drawn scenes of circles, squares and "
+        "triangles in four colours (32×32 images). Type a prompt in **both** the Prompt node and the verifier "
+        "reward (the reward checks the decoded image against it, as GenEval does: counts, colours, positions). "
+        "Like real text-to-image models it gets single objects mostly right and compositions (\"three red "
+        "circles\", \"a red square above a green triangle\") often wrong; the EvoSearch KSampler spends ×10 one "
+        "image's compute evolving noises and latents towards an image the verifier accepts, and returns 4 "
+        "distinct options. Compare with the plain KSampler on the same seed. Try \"a yellow circle left of a blue "
+        "square\" or \"two green triangles\"; set the schedule's strategy to best_of_n or particles to compare at "
+        "the same compute (bench/shapes_bench.py measures every method on 43 prompts)."
+    )
     return {
+        "evosearch_demo_shapes": {"nodes": shapes, "note": Note(0, 0, shapes_note)},
         "evosearch_sd15_txt2img": _checkpoint_t2i("sd15", "sd15", 512, fox, 25, 7.5, sd15_note),
         "evosearch_sdxl_txt2img": _checkpoint_t2i("sdxl", "sdxl", 1024, fox, 30, 6.0, sdxl_note),
         "evosearch_flux_dev_txt2img": {"nodes": flux, "note": Note(0, 0, flux_note)},

@@ -44,9 +44,10 @@ class EvoSearchGraded(EvoSearchX0):
     own_steps = True
 
     def tournament(self, g: int) -> int | None:
-        pool = self.schedule.population[g - 1]
-        step = self.bounds[g]
-        return graded_tournament(self.mutation.tournament_for(pool), pool, step, self.context.steps)
+        return self.tournament_for_pool(g, self.schedule.population[g - 1])
+
+    def tournament_for_pool(self, g: int, pool: int) -> int | None:
+        return graded_tournament(self.mutation.tournament_for(pool), pool, self.bounds[g], self.context.steps)
 
     @classmethod
     def _tournaments(cls, schedule: Schedule, mutation: Mutation, steps: int) -> list[int]:

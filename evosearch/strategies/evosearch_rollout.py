@@ -56,18 +56,20 @@ def evolve(
     context: SearchContext,
     index: int,
     tournament: int | None = None,
+    first_index: int = 0,
 ) -> torch.Tensor:
     """``k`` children from ``pool`` at ``step``: the m best unchanged, then mutated tournament winners (§3c–e).
 
     ``index`` numbers the selection (its random generator); ``generation`` names the children's mutation streams;
-    ``tournament`` overrides the mutation's tournament size (a strategy that grades selection pressure).
+    ``tournament`` overrides the mutation's tournament size (a strategy that grades selection pressure);
+    ``first_index`` is the first child's position in its generation (children's noise streams are per position).
     """
     rewards = pool.rewards
     m = mutation.elites_for(k)
     elites = elite_indices(rewards, m)
     size = mutation.tournament_for(len(pool)) if tournament is None else tournament
     parents = tournament_select(rewards, k - m, size, context.selector(index), max_wins=mutation.max_wins_for(k - m))
-    mutated = context.mutate(mutation, step, pool.states(parents), pool.denoised(parents), generation, m)
+    mutated = context.mutate(mutation, step, pool.states(parents), pool.denoised(parents), generation, first_index + m)
     return torch.cat([pool.states(elites), mutated])
 
 

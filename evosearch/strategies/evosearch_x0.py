@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from ..mutation import Mutation
 from ..pool import SelectionPool
 from ..schedule import Schedule, default_evolution_steps
@@ -90,13 +92,28 @@ class ProxyGenerations(Strategy):
         return 4 * max(schedule.population) + 4 * chunk  # a generation's states, x0 predictions, children, samples
 
 
+def island_sizes(n: int, islands: int) -> list[int]:
+    """``n`` individuals split into ``islands`` blocks as evenly as possible (earlier blocks one larger)."""
+    return [n // islands + (1 if i < n % islands else 0) for i in range(islands)]
+
+
 class EvoSearchX0(ProxyGenerations):
-    """EvoSearch's elitism, tournaments and mutation, generations scored on x0 predictions."""
+    """EvoSearch's elitism, tournaments and mutation, generations scored on x0 predictions.
+
+    With ``Mutation.islands`` > 1 the population is split into that many islands that never mix (each island
+    selects and mutates within itself, its individuals in one block of every generation): each island is one lineage,
+    so the final population holds that many distinct options (docs/method.md §12).
+    """
 
     name = "evosearch"
     fitness = "x0"
     title = "EvoSearch (x0 fitness)"
     mutates = True
+
+    def __init__(self, schedule: Schedule, mutation: Mutation, context: SearchContext) -> None:
+        super().__init__(schedule, mutation, context)
+        self.islands = max(1, int(mutation.islands))
+        self.island_pools: list[SelectionPool] = []
 
     def pool_keep(self, g: int) -> int | None:
         sizes = [self.tournament(i + 1) for i in range(len(self.schedule.evolution_steps))]
@@ -105,13 +122,46 @@ class EvoSearchX0(ProxyGenerations):
         ]  # fmt: skip
         return pool_keep(self.schedule, self.mutation, self.pool_sizes(self.schedule), tournaments)[g]
 
+    def ask(self) -> Batch | None:
+        batch = super().ask()
+        if batch is not None and batch.stop is not None and self.islands > 1:
+            self.island_pools = [SelectionPool(None) for _ in range(self.islands)]  # islands are small: keep all
+        return batch
+
+    def tell(self, scored: Scored) -> None:
+        if self.islands == 1:
+            return super().tell(scored)
+        if self.pool is None:
+            return
+        assert scored.states is not None and scored.denoised is not None
+        n = self.schedule.population[self.generation - 1]
+        offset = 0
+        for island, size in zip(self.island_pools, island_sizes(n, self.islands)):
+            lo, hi = max(offset, scored.index.start), min(offset + size, scored.index.stop)
+            if lo < hi:
+                rows = slice(lo - scored.index.start, hi - scored.index.start)
+                island.add(scored.scores[rows], scored.states[rows], scored.denoised[rows])
+            offset += size
+
     def next_states(self, g: int):  # noqa: ANN201
-        assert self.pool is not None
         k, step = self.schedule.population[g], self.bounds[g]
-        return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, tournament=self.tournament(g))
+        if self.islands == 1:
+            assert self.pool is not None
+            return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, tournament=self.tournament(g))
+        children, first = [], 0
+        for i, (pool, k_i) in enumerate(zip(self.island_pools, island_sizes(k, self.islands))):
+            size = self.tournament_for_pool(g, len(pool))
+            children.append(evolve(pool, k_i, step, g, self.mutation, self.context, index=(g - 1) * 1_000 + i,
+                                   tournament=size, first_index=first))  # fmt: skip
+            first += k_i
+        return torch.cat(children)
 
     def tournament(self, g: int) -> int | None:
         """The tournament size of the selection that makes generation ``g`` (``None``: the mutation's)."""
+        return None
+
+    def tournament_for_pool(self, g: int, pool: int) -> int | None:
+        """The tournament size for a pool of ``pool`` members (an island) in the selection making generation ``g``."""
         return None
 
     @classmethod

@@ -62,6 +62,21 @@ def test_demo_workflow_runs_end_to_end_on_the_server(server):
     assert len(outputs["8"]["images"]) >= 2, "the final population is previewed"
 
 
+def test_shapes_demo_runs_end_to_end_on_the_server(server):
+    """The text-to-image demo as shipped: the trained shapes model, CLIP Text Encode, the verifier reward, ×10 with
+    the default strategy and 4 distinct options, beside a plain KSampler."""
+    prompt_id = server.queue(load(API_TWINS / "evosearch_demo_shapes.json"))
+    entry = server.wait_history(prompt_id, timeout=240)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    outputs = entry["outputs"]
+    report = json.loads(outputs["15"]["text"][0])
+    assert report["method"] == "evosearch" and report["fitness"] == "graded" and report["nfe"] == 200
+    assert report["decodes"] == report["reward_calls"] > 10
+    for node in ("10", "13", "14", "19"):  # best, options, reward plot, plain-sampler preview
+        assert outputs[node]["images"], f"preview node {node} shows an image"
+    assert len(outputs["13"]["images"]) == 4, "four options"
+
+
 def test_interrupt_stops_a_long_search(server):
     prompt_id = server.queue(sd15_graph(budget=5000.0))  # 30,000 NFE: minutes of work on this CPU
     deadline = time.monotonic() + 120

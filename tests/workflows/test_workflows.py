@@ -11,7 +11,7 @@ from support.workflows import API_TWINS, LOADER_SWAPS, WORKFLOWS, InProcessComfy
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 ARCH = {"evosearch_sd15_txt2img": "sd15", "evosearch_sdxl_txt2img": "sdxl", "evosearch_flux_dev_txt2img": "flux",
         "evosearch_wan21_t2v_1.3b": "wan21", "evosearch_wan22_t2v_a14b": "wan21",
-        "evosearch_demo_digits": None}  # fmt: skip
+        "evosearch_demo_digits": None, "evosearch_demo_shapes": None}  # fmt: skip
 #: For the CPU the test shrinks images/videos and steps; node types, links and every other value stay as shipped.
 SHRINK = {
     "EmptyLatentImage": {"width": 64, "height": 64},
@@ -57,7 +57,7 @@ def test_only_core_and_pack_nodes_and_models_listed(pack, name):
             node["type"] in LOADER_SWAPS
             and node["type"] != "EvoSearchLoadReward"
             or node["type"] == "EvoSearchLoadReward"
-            and node["widgets_values"][0] not in ("colorfulness", "digits")
+            and node["widgets_values"][0] not in ("colorfulness", "digits", "shapes")
         ):  # noqa: E501
             models = node["properties"].get("models", [])
             assert models, f"{node['type']} in {name} lists no model files in properties.models"
