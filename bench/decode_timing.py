@@ -249,6 +249,8 @@ def wan_fast_decoder_note() -> str:
     has_taehv = importlib.util.find_spec("comfy.taesd.taehv") is not None
     name = comfy.latent_formats.Wan21().taesd_decoder_name
     if not has_taehv and name is None:
-        return ("none: this ComfyUI has no TAEHV module (comfy/taesd/taehv.py) and Wan21's latent format names no "
-                "TAESD decoder (taesd_decoder_name is None), so no fast decoder can serve as a Wan scoring VAE")
+        return (
+            "none: this ComfyUI has no TAEHV module (comfy/taesd/taehv.py) and Wan21's latent format names no "
+            "TAESD decoder (taesd_decoder_name is None), so no fast decoder can serve as a Wan scoring VAE"
+        )
     return f"available: comfy.taesd.taehv present={has_taehv}, Wan21 taesd_decoder_name={name!r}"

@@ -43,18 +43,26 @@ sys.path.insert(0, str(ROOT / "tests"))
 log = logging.getLogger("bench.demo_proof")
 #: method → (EvoSearch Schedule strategy, fitness): the node settings a user would pick for each.
 METHODS = {
+    "default": ("evosearch", "auto"),
     "evosearch_x0": ("evosearch", "x0"),
     "evosearch": ("evosearch", "rollout"),
     "best_of_n": ("best_of_n", "auto"),
     "particles": ("particles", "auto"),
 }
 LABELS = {
+    "default": "EvoSearch, shipped default (graded x0)",
     "evosearch_x0": "EvoSearch, x0 fitness",
     "evosearch": "EvoSearch, rollout fitness (paper)",
     "best_of_n": "Best-of-N",
     "particles": "Particles (FK, max, λ=10)",
 }
-COLORS = {"evosearch_x0": "tab:red", "evosearch": "tab:orange", "best_of_n": "tab:blue", "particles": "tab:green"}
+COLORS = {
+    "default": "tab:purple",
+    "evosearch_x0": "tab:red",
+    "evosearch": "tab:orange",
+    "best_of_n": "tab:blue",
+    "particles": "tab:green",
+}
 ORDER = list(METHODS)
 
 
@@ -174,7 +182,7 @@ def verdicts(rows: list[dict]) -> list[str]:
     out = []
     for kind in sorted({r["kind"] for r in rows}):
         mean = {(r["method"], r["budget"]): r["reward_mean"] for r in rows if r["kind"] == kind}
-        for variant in ("evosearch_x0", "evosearch"):
+        for variant in ("default", "evosearch_x0", "evosearch"):
             budgets = sorted(b for (m, b) in mean if m == variant)
             if not budgets:
                 continue

@@ -49,7 +49,7 @@ def random_state(
     heads: tuple[str, ...] = HEADS,
 ) -> dict[str, torch.Tensor]:
     """Seeded random weights for every key of a (meta) module: N(0, 0.02) matrices, unit norms, zero biases, and
-    reward heads scaled like a trained head (ImageReward's own init makes every score ≈ −0.16, rewards.md §2).
+    reward heads scaled like a trained head (ImageReward's own init makes every score ≈ −0.16, docs/rewards.md §2).
 
     Each tensor is cast to ``dtype`` (heads: fp32) as soon as it is drawn, so a 2 B model in bf16 never holds an
     fp32 copy of itself."""

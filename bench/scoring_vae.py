@@ -209,15 +209,19 @@ def timing_markdown(t: dict[str, Any]) -> list[str]:
     lines = [
         "## Real-size decode cost (random weights, ComfyUI's own VAE classes)",
         "",
-        (f"`python -m bench.scoring_vae --parts timing` — {t['device']} device, {t['threads']} thread, torch "
-        f"{t['torch']}, oneDNN {'on' if t['mkldnn'] else 'off'}, float32 (what ComfyUI picks on a CPU); batch of one; "
-        f"median of the runs shown. One NFE = one SD1.5 UNet evaluation with CFG at 512² (cond + uncond as one "
-        f"batch of 2): **{nfe:.2f} s**. Part wall time {t['seconds'] / 60:.1f} min, peak RSS {t['peak_rss_gb']} GB, "
-        f"1-min load average {t.get('load_average_before', ['?'])[0]} before / {t.get('load_average_after', ['?'])[0]} "
-        "after on this 2-core machine (other jobs shared it: absolute seconds are inflated, ratios much less)."),
+        (
+            f"`python -m bench.scoring_vae --parts timing` — {t['device']} device, {t['threads']} thread, torch "
+            f"{t['torch']}, oneDNN {'on' if t['mkldnn'] else 'off'}, float32 (what ComfyUI picks on a CPU); batch of one; "
+            f"median of the runs shown. One NFE = one SD1.5 UNet evaluation with CFG at 512² (cond + uncond as one "
+            f"batch of 2): **{nfe:.2f} s**. Part wall time {t['seconds'] / 60:.1f} min, peak RSS {t['peak_rss_gb']} GB, "
+            f"1-min load average {t.get('load_average_before', ['?'])[0]} before / {t.get('load_average_after', ['?'])[0]} "
+            "after on this 2-core machine (other jobs shared it: absolute seconds are inflated, ratios much less)."
+        ),
         "",
-        ("| model, size | full VAE: latent → output | full s | fast decoder | fast s | speed-up | full in NFE | "
-        "fast in NFE |"),
+        (
+            "| model, size | full VAE: latent → output | full s | fast decoder | fast s | speed-up | full in NFE | "
+            "fast in NFE |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for full_key, fast_key, label in pairs:
@@ -237,9 +241,11 @@ def timing_markdown(t: dict[str, Any]) -> list[str]:
                          f"{f['seconds'] / nfe:.2f} | – |")  # fmt: skip
     lines += [
         "",
-        ("(n) = timed runs. SD1.5 and SDXL VAE files load into the same ComfyUI module (`AutoencoderKL`, one "
-        "detection branch, same shapes), as TAESD and TAESDXL do (`comfy.taesd.taesd.TAESD`, only `vae_scale` "
-        "differs), so their 512² rows time the same computation twice."),
+        (
+            "(n) = timed runs. SD1.5 and SDXL VAE files load into the same ComfyUI module (`AutoencoderKL`, one "
+            "detection branch, same shapes), as TAESD and TAESDXL do (`comfy.taesd.taesd.TAESD`, only `vae_scale` "
+            "differs), so their 512² rows time the same computation twice."
+        ),
         "",
         f"Wan 2.1 fast decoder: {t['wan_fast_decoder']}.",
         "",
@@ -260,9 +266,11 @@ def savings_markdown(rows: dict[str, Any], nfe: float) -> list[str]:
             schedule = es.ScheduleSpec(mode="budget_multiple", budget=float(budget), fitness=fitness).resolve(20)
             plans.append((f"×{budget}, {fitness} fitness", schedule.nfe(20), schedule.reward_calls(20)))
     lines = [
-        ("What that means for one SD1.5 512² search at 20 steps: the EvoSearch Schedule node's plans (budget_multiple; "
-        "NFE and decodes from the engine's planner) costed with the rows above, NFE × NFE time + decodes × decode "
-        "time; reward time not included:"),
+        (
+            "What that means for one SD1.5 512² search at 20 steps: the EvoSearch Schedule node's plans (budget_multiple; "
+            "NFE and decodes from the engine's planner) costed with the rows above, NFE × NFE time + decodes × decode "
+            "time; reward time not included:"
+        ),
         "",
         "| EvoSearch budget | NFE | decodes | full VAE: total (decode share) | TAESD: total (decode share) | saved |",
         "|---|---|---|---|---|---|",
@@ -280,16 +288,20 @@ def ranking_markdown(r: dict[str, Any], case_name: str) -> list[str]:
     lines = [
         f"## Ranking agreement on the {case_name} demo (full VAE vs the shipped TAESD decoder)",
         "",
-        (f"`python -m bench.scoring_vae --parts ranking` — {r['samples']} samples of the demo UNet (dpmpp_2m_sde, "
-        f"karras, 20 steps, cfg 1, noise seeds from {r['seed']}), each decoded by the demo VAE (32×32) and by "
-        f"`assets/demo/taesd_digits.safetensors` (64×64, resized to 32×32 by the reward), scored by the demo reward "
-        f"(target 3). *Group top-1*: in {r['samples'] // r['group']} groups of {r['group']} (a population), how "
-        "often the TAESD's best is the full VAE's best; *pick rank*: the full-VAE rank of the TAESD's pick (0 = best); "
-        "*regret*: full-VAE score lost by taking the TAESD's pick. Part time "
-        f"{r['seconds']:.0f} s."),
+        (
+            f"`python -m bench.scoring_vae --parts ranking` — {r['samples']} samples of the demo UNet (dpmpp_2m_sde, "
+            f"karras, 20 steps, cfg 1, noise seeds from {r['seed']}), each decoded by the demo VAE (32×32) and by "
+            f"`assets/demo/taesd_digits.safetensors` (64×64, resized to 32×32 by the reward), scored by the demo reward "
+            f"(target 3). *Group top-1*: in {r['samples'] // r['group']} groups of {r['group']} (a population), how "
+            "often the TAESD's best is the full VAE's best; *pick rank*: the full-VAE rank of the TAESD's pick (0 = best); "
+            "*regret*: full-VAE score lost by taking the TAESD's pick. Part time "
+            f"{r['seconds']:.0f} s."
+        ),
         "",
-        ("| latents | reward | Spearman ρ | top-10 % overlap | group top-1 | pick rank | regret | mean \\|Δ score\\| | "
-        f"best of all {r['samples']} found |"),
+        (
+            "| latents | reward | Spearman ρ | top-10 % overlap | group top-1 | pick rank | regret | mean \\|Δ score\\| | "
+            f"best of all {r['samples']} found |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for set_name, per in r["sets"].items():
@@ -302,10 +314,12 @@ def ranking_markdown(r: dict[str, Any], case_name: str) -> list[str]:
             )
     lines += [
         "",
-        (f"Decode time on this demo, batch of {d['batch']}: full VAE {d['full'] * 1000:.1f} ms/image, TAESD "
-        f"{d['scoring'] * 1000:.1f} ms/image — the demo VAE (0.18 M parameters, 32 channels, 32×32) is far "
-        "smaller than any TAESD (1.2 M, 64 channels, 64×64 output), so here the scoring VAE is *slower*; it "
-        "exists to prove the path and measure agreement. The savings are at real size (table above)."),
+        (
+            f"Decode time on this demo, batch of {d['batch']}: full VAE {d['full'] * 1000:.1f} ms/image, TAESD "
+            f"{d['scoring'] * 1000:.1f} ms/image — the demo VAE (0.18 M parameters, 32 channels, 32×32) is far "
+            "smaller than any TAESD (1.2 M, 64 channels, 64×64 output), so here the scoring VAE is *slower*; it "
+            "exists to prove the path and measure agreement. The savings are at real size (table above)."
+        ),
         "",
     ]
     return lines
@@ -315,15 +329,19 @@ def e2e_markdown(e: dict[str, Any], case_name: str) -> list[str]:
     lines = [
         f"## End to end on the {case_name} demo: EvoSearch KSampler with and without `scoring_vae`",
         "",
-        (f"`python -m bench.scoring_vae --parts e2e` — EvoSearch Schedule (budget_multiple, evosearch) → EvoSearch "
-        f"KSampler (dpmpp_2m_sde, karras, 20 steps, cfg 1), seeds {e['seeds'][0]}…{e['seeds'][-1]}; the returned "
-        "latent decoded by the **full** demo VAE (VAEDecode) and scored by the same reward. *Paired Δ*: scoring-VAE "
-        "run minus full-VAE run of the same seed (mean ± s.e.); *same*: seeds whose two runs returned samples of "
-        "equal reward (|Δ| < 1e-4: the search made the same choices). Seconds are the node report's (per search, "
-        f"mean over seeds). Part time {e['seconds'] / 60:.1f} min."),
+        (
+            f"`python -m bench.scoring_vae --parts e2e` — EvoSearch Schedule (budget_multiple, evosearch) → EvoSearch "
+            f"KSampler (dpmpp_2m_sde, karras, 20 steps, cfg 1), seeds {e['seeds'][0]}…{e['seeds'][-1]}; the returned "
+            "latent decoded by the **full** demo VAE (VAEDecode) and scored by the same reward. *Paired Δ*: scoring-VAE "
+            "run minus full-VAE run of the same seed (mean ± s.e.); *same*: seeds whose two runs returned samples of "
+            "equal reward (|Δ| < 1e-4: the search made the same choices). Seconds are the node report's (per search, "
+            f"mean over seeds). Part time {e['seconds'] / 60:.1f} min."
+        ),
         "",
-        ("| reward | fitness | budget | scoring with | final reward (full VAE), mean ± s.e. | paired Δ | same | "
-         "success | decodes | decode s | total s |"),
+        (
+            "| reward | fitness | budget | scoring with | final reward (full VAE), mean ± s.e. | paired Δ | same | "
+            "success | decodes | decode s | total s |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     full_runs = {(c["reward"], c["fitness"], c["budget"]): c for c in e["cells"] if c["scoring"] == "full VAE"}

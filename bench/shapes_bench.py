@@ -12,7 +12,9 @@ and the dense score the search maximised. ×1 is ComfyUI's plain KSampler on the
 Prompts: ``tools/eval_shapes.eval_prompts`` — ``--prompts-per-category`` prompts of each GenEval category
 (single object, two objects, counting, colours, position, colour attribution), "a photo of …". Methods at budgets ×5
 / ×10 / ×30 (×100 on a subset of one prompt per category): Best-of-N, FK-steering particles (λ = 10), EvoSearch with
-rollout fitness (the paper's), EvoSearch with x0 fitness, and the shipped default (the Schedule node's ``auto``).
+rollout fitness (the paper's), EvoSearch with x0 fitness, and the shipped default (the Schedule node's ``auto``,
+which with ``top_k`` = 4 runs as four islands); at ×30 also the default with one population (Mutation node
+``islands`` = 1), the no-diversity reference for the options.
 
 Diversity: the ``top_k`` = 4 options a search returns, decoded, as mean and minimum pairwise RMS pixel distance. The
 shapes world is defined in pixel space (colours, shapes, positions), so two options differ as images exactly when
@@ -42,20 +44,25 @@ log = logging.getLogger("bench.shapes_bench")
 #: method → (Schedule strategy, fitness): what a user picks in the EvoSearch Schedule node.
 METHODS = {
     "default": ("evosearch", "auto"),
+    "default_single": ("evosearch", "auto"),
     "evosearch_x0": ("evosearch", "x0"),
     "evosearch_rollout": ("evosearch", "rollout"),
     "best_of_n": ("best_of_n", "auto"),
     "particles": ("particles", "auto"),
 }
+#: methods run with a Mutation node instead of the defaults, and the widgets they change (islands: the default 0
+#: means one island per option asked for).
+MUTATIONS: dict[str, dict[str, object]] = {"default_single": {"islands": 1}}
 LABELS = {
     "plain": "plain sampler (×1)",
-    "default": "EvoSearch, shipped default (auto)",
+    "default": "EvoSearch, shipped default (auto; top_k=4 → 4 islands)",
+    "default_single": "EvoSearch, shipped default, one population (islands=1)",
     "evosearch_x0": "EvoSearch, x0 fitness",
     "evosearch_rollout": "EvoSearch, rollout fitness (paper)",
     "best_of_n": "Best-of-N",
     "particles": "Particles (FK, max, λ=10)",
 }
-COLORS = {"default": "tab:red", "evosearch_x0": "tab:pink", "evosearch_rollout": "tab:orange",
+COLORS = {"default": "tab:red", "default_single": "tab:purple", "evosearch_x0": "tab:pink", "evosearch_rollout": "tab:orange",
           "best_of_n": "tab:blue", "particles": "tab:green", "plain": "black"}  # fmt: skip
 OPTIONS = 4
 
@@ -86,6 +93,9 @@ class ShapesGraph:
         from support.nodes import module, run_node
 
         boot()
+        # boot() turns oneDNN off for the tiny test models; the shapes UNet is large enough to gain from it, and
+        # chunk_size keeps the batch sizes few, so its per-shape compilation is paid a handful of times.
+        torch.backends.mkldnn.enabled = True
         import nodes as comfy_nodes
 
         self.run_node, self.comfy_nodes = run_node, comfy_nodes
@@ -108,17 +118,25 @@ class ShapesGraph:
         )  # fmt: skip
         return self.decode(latent)
 
-    def search(self, prompt: str, seed: int, method: str, budget: int, reward: object) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    def search(
+        self, prompt: str, seed: int, method: str, budget: int, reward: object
+    ) -> tuple[dict, torch.Tensor, torch.Tensor]:
         strategy, fitness = METHODS[method]
         (schedule,) = self.run_node(
             self.sampler_nodes.EvoSearchSchedule, mode="budget_multiple", strategy=strategy, budget=float(budget),
             evolution_steps="", population="", steps=self.steps, potential="max", lam=10.0, fitness=fitness,
         )  # fmt: skip
+        mutation = None
+        if method in MUTATIONS:
+            d = self.sampler_nodes.es.Mutation()
+            widgets = {"beta": d.beta, "intermediate": d.intermediate, "strength": d.strength, "elites": -1,
+                       "tournament": d.tournament, "max_share": d.max_share, "islands": d.islands}  # fmt: skip
+            (mutation,) = self.run_node(self.sampler_nodes.EvoSearchMutation, **(widgets | MUTATIONS[method]))
         best, options, _scores, report, _plot = self.run_node(
             self.sampler_nodes.EvoSearchKSampler, model=self.model, positive=self.encode(prompt),
             negative=self.encode(""), latent_image=self.latent, reward=reward, seed=seed, steps=self.steps,
             cfg=self.cfg, sampler_name=self.sampler, scheduler=self.scheduler, denoise=1.0, chunk_size=self.chunk,
-            vae=self.vae, schedule=schedule, mutation=None, top_k=OPTIONS,
+            vae=self.vae, schedule=schedule, mutation=mutation, top_k=OPTIONS,
         )  # fmt: skip
         return json.loads(report), self.decode(best), self.decode(options)
 
@@ -130,25 +148,28 @@ def pair_distances(images: torch.Tensor) -> list[float]:
     return [float(d[i, j]) for i, j in itertools.combinations(range(len(images)), 2)]
 
 
-def run_pairs(pairs: list[tuple[int, str, str, int]], args: argparse.Namespace) -> tuple[list[Trial], dict, list]:
-    """Every method and budget for each (index, category, prompt, seed); returns trials, grid images and the plain
-    samples' pair distances."""
+def run_pairs(pairs: list[tuple[int, str, str, int]], args: argparse.Namespace) -> tuple[list[Trial], dict]:
+    """Every method and budget for each (index, category, prompt, seed); returns trials and the returned images
+    (the plain samples among them: their pair distances are the diversity reference). Runs under inference mode, as ComfyUI's executor runs every node."""
+    with torch.inference_mode():
+        return _run_pairs(pairs, args)
+
+
+def _run_pairs(pairs: list[tuple[int, str, str, int]], args: argparse.Namespace) -> tuple[list[Trial], dict]:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     graph = ShapesGraph(args.steps, args.cfg, args.sampler, args.scheduler, args.chunk)
     trials: list[Trial] = []
     images: dict = {}
-    plain_by_prompt: dict[str, list[torch.Tensor]] = {}
     for index, category, prompt, seed in pairs:
         reward = graph.reward_cls(prompt)
         t0 = time.perf_counter()
         plain = graph.plain(prompt, seed)
-        plain_by_prompt.setdefault(prompt, []).append(plain)
         trials.append(Trial(category, prompt, seed, "plain", 1, bool(reward.passes(plain, [prompt])[0]),
                             float(reward.score(plain, [prompt])[0]), args.steps, 0, 0,
                             time.perf_counter() - t0, float("nan"), float("nan")))  # fmt: skip
         images[(prompt, seed, "plain", 1)] = plain[0]
-        cells = [(m, b) for b in args.budgets for m in args.methods]
+        cells = [(m, b) for b in args.budgets for m in args.methods if m not in MUTATIONS or b in args.single_budgets]
         if index in args.subset:
             cells += [(m, 100) for m in args.methods_100]
         for method, budget in cells:
@@ -162,8 +183,7 @@ def run_pairs(pairs: list[tuple[int, str, str, int]], args: argparse.Namespace) 
             ))  # fmt: skip
             images[(prompt, seed, method, budget)] = best[0]
         log.info("%-18s %-52s seed %d done in %.0f s", category, prompt, seed, time.perf_counter() - t0)
-    plain_pairs = [d for group in plain_by_prompt.values() if len(group) > 1 for d in pair_distances(torch.cat(group))]
-    return trials, images, plain_pairs
+    return trials, images
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -229,6 +249,13 @@ def checks(rows: list[dict], plain_p10: float, trials: list[Trial]) -> list[str]
         b100 = [t.passed for t in trials if t.method == "best_of_n" and t.budget == 100]
         out.append(f"on the ×100 subset: default ×30 {100 * statistics.fmean(d30):.1f}% vs Best-of-N ×100 "
                    f"{100 * statistics.fmean(b100):.1f}% ({'≥' if statistics.fmean(d30) >= statistics.fmean(b100) else '<'})")  # fmt: skip
+    for b in (10, 30):
+        if ("default", b) in at and ("default_single", b) in at:
+            d, one = at[("default", b)], at[("default_single", b)]
+            out.append(f"×{b} diversity: {OPTIONS} islands' options closest pair {d['option_min']:.3f} (mean "
+                       f"{d['option_mean']:.3f}) vs one population {one['option_min']:.3f} ({one['option_mean']:.3f}); "
+                       f"best dense {d['dense']:.3f} vs {one['dense']:.3f} ({100 * (d['dense'] / one['dense'] - 1):+.1f}%, "
+                       f"target within 5%); success {100 * d['success']:.1f}% vs {100 * one['success']:.1f}%")  # fmt: skip
     if ("default", 30) in at:
         cell = [t for t in trials if t.method == "default" and t.budget == 30]
         share = statistics.fmean(float(t.option_min > plain_p10) for t in cell)
@@ -313,10 +340,17 @@ def grid(images: dict, prompts: list[str], seed: int, columns: list[tuple[str, i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts-per-category", type=int, default=7)
+    parser.add_argument("--prompts-per-category", type=int, default=8)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
     parser.add_argument("--budgets", nargs="+", type=int, default=[5, 10, 30])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--single-budgets",
+        nargs="+",
+        type=int,
+        default=[30],
+        help="budgets at which the one-population default (default_single) runs",
+    )
     parser.add_argument("--methods-100", nargs="+", default=["default", "best_of_n"], choices=list(METHODS))
     parser.add_argument("--subset-per-category", type=int, default=1, help="prompts per category run at ×100")
     parser.add_argument("--steps", type=int, default=10)
@@ -354,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     trials = [t for d in done for t in d[0]]
     images = {k: v for d in done for k, v in d[1].items()}
-    plain_pairs = sorted(x for d in done for x in d[2])
+    plain_by_prompt: dict[str, list[torch.Tensor]] = {}
+    for (prompt, _seed, method, _budget), image in sorted(images.items(), key=lambda kv: kv[0][:2]):
+        if method == "plain":
+            plain_by_prompt.setdefault(prompt, []).append(image)
+    plain_pairs = sorted(
+        d for group in plain_by_prompt.values() if len(group) > 1 for d in pair_distances(torch.stack(group))
+    )
     plain_p10 = plain_pairs[max(0, int(0.1 * len(plain_pairs)) - 1)] if plain_pairs else float("nan")
     rows = summarise(trials)
     notes = checks(rows, plain_p10, trials)

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 INTERMEDIATE_MODES = ("redraw", "additive")
+#: Automatic islands hold at least this many individuals each.
+AUTO_ISLAND_SIZE = 4
 
 
 def _check_beta(name: str, beta: float) -> float:
@@ -80,7 +82,11 @@ class Mutation:
             near-copies (docs/method.md §12).
         islands: x0-fitness EvoSearch only: split the population into this many islands that select and mutate
             within themselves and never mix; each island is a lineage, so the final population holds ``islands``
-            distinct options (docs/method.md §12). 1 = one population.
+            distinct options (docs/method.md §12). 1 = one population; 0 = automatic: one population, or, when a
+            caller asks for ``options`` (:meth:`for_options`; the KSampler node's ``top_k``), one island per option
+            as far as islands of :data:`AUTO_ISLAND_SIZE` individuals allow.
+        options: how many distinct options the caller will take from the search (0 = none asked for); read only by
+            automatic ``islands``.
     """
 
     beta: float = 0.3
@@ -90,7 +96,8 @@ class Mutation:
     tournament: float = 0.9
     elite_fraction: float = 0.2
     max_share: float = 1.0
-    islands: int = 1
+    islands: int = 0
+    options: int = 0
 
     def __post_init__(self) -> None:
         _check_beta("beta", self.beta)
@@ -110,8 +117,12 @@ class Mutation:
             raise ValueError(f"tournament sizes >= 1 must be whole numbers, got {self.tournament}")
         if not 0 <= self.elite_fraction <= 1:
             raise ValueError(f"elite_fraction must be in [0, 1], got {self.elite_fraction}")
-        if int(self.islands) != self.islands or self.islands < 1:
-            raise ValueError(f"islands must be a whole number >= 1 (1 = one population), got {self.islands}")
+        if int(self.options) != self.options or self.options < 0:
+            raise ValueError(f"options must be a whole number >= 0 (0 = none asked for), got {self.options}")
+        if int(self.islands) != self.islands or self.islands < 0:
+            raise ValueError(
+                f"islands must be a whole number >= 0 (1 = one population, 0 = automatic), got {self.islands}"
+            )
         if not 0 < self.max_share <= 1:
             raise ValueError(
                 f"max_share (the most of a generation's parents one pool member may be) must be in (0, 1], got "
@@ -155,6 +166,19 @@ class Mutation:
             return None
         return max(1, math.ceil(self.max_share * tournaments))
 
+    def for_options(self, options: int) -> Mutation:
+        """These settings for a caller that returns ``options`` distinct options (automatic islands use it)."""
+        return replace(self, options=max(0, int(options)))
+
+    def islands_for(self, population: int) -> int:
+        """How many islands a population of ``population`` individuals per generation is split into: the set value
+        (at most one per two individuals, as an island needs two to select between), or automatically one per option
+        asked for, at most one per :data:`AUTO_ISLAND_SIZE` individuals (smaller islands cost the best reward: the
+        shapes benchmark, docs/method.md §12)."""
+        if self.islands == 0:
+            return max(1, min(self.options, population // AUTO_ISLAND_SIZE)) if self.options > 1 else 1
+        return max(1, min(int(self.islands), population // 2))
+
     def to_dict(self) -> dict[str, object]:
         return {
             "beta": self.beta,
@@ -165,4 +189,5 @@ class Mutation:
             "elite_fraction": self.elite_fraction,
             "max_share": self.max_share,
             "islands": self.islands,
+            "options": self.options,
         }

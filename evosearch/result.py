@@ -49,13 +49,19 @@ def strict_json(value: object) -> object:
 
 
 def distinct_options(
-    samples: torch.Tensor, rewards: torch.Tensor, k: int, candidates: int | None = None
+    samples: torch.Tensor,
+    rewards: torch.Tensor,
+    k: int,
+    candidates: int | None = None,
+    lineages: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Indices of ``k`` good and mutually distinct samples, best first.
 
     Among the ``candidates`` best (default 4·k) the best sample is taken, then repeatedly the one farthest (L2) from
     all taken so far: a de-duplicated top-k that keeps the best and spreads the rest over the good ones, so a
-    population of near-copies of one winner is not returned as k "options".
+    population of near-copies of one winner is not returned as k "options". With ``lineages`` (a label per sample,
+    e.g. the island it evolved on) the best of each lineage is taken first, best lineages first, and only then the
+    farthest of the rest (docs/method.md §12).
     """
     n = int(samples.shape[0])
     k = max(0, min(int(k), n))
@@ -65,11 +71,19 @@ def distinct_options(
     key = torch.where(torch.isnan(key), torch.full_like(key, float("-inf")), key)
     order = torch.sort(key, descending=True, stable=True).indices
     pool = order[: min(n, candidates or 4 * k)]
+    first = [int(order[0])]
+    if lineages is not None:
+        labels = lineages.detach().to("cpu")
+        heads: dict[int, int] = {}
+        for i in order.tolist():  # best first, so a lineage's first sample is its best
+            heads.setdefault(int(labels[i]), i)
+        first = list(heads.values())[:k]
+        pool = torch.cat([torch.tensor(first), pool[~torch.isin(pool, torch.tensor(first))]])
     features = samples[pool.to(samples.device)].detach().flatten(1).to("cpu", torch.float64)
     distance = torch.cdist(features, features)
-    chosen = [0]
-    nearest = distance[0].clone()
-    for _ in range(k - 1):
+    chosen = list(range(len(first)))
+    nearest = distance[chosen].min(dim=0).values
+    for _ in range(k - len(chosen)):
         nearest[chosen] = -1.0
         nxt = int(nearest.argmax())
         chosen.append(nxt)
@@ -161,6 +175,7 @@ class SearchResult:
     discarded_nfe: int = 0
     fame_samples: torch.Tensor | None = None
     fame_rewards: torch.Tensor | None = None
+    lineages: torch.Tensor | None = None
 
     @property
     def method(self) -> str:
@@ -172,7 +187,11 @@ class SearchResult:
 
     def options(self, k: int, candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` distinct good samples (best first) from the best finished samples of the search (see
-        :func:`distinct_options`), and their rewards; the final population where no hall of fame was kept."""
+        :func:`distinct_options`), and their rewards; the final population where no hall of fame was kept, or where
+        it evolved on islands (``lineages``: one option per island first)."""
+        if self.lineages is not None:
+            picked = distinct_options(self.samples, self.rewards, k, candidates, self.lineages)
+            return self.samples[picked.to(self.samples.device)], self.rewards[picked]
         samples = self.fame_samples if self.fame_samples is not None else self.samples
         rewards = self.fame_rewards if self.fame_rewards is not None else self.rewards
         picked = distinct_options(samples, rewards, k, candidates)
@@ -187,6 +206,7 @@ class SearchResult:
             "strategy": self.schedule.strategy_class.title,
             "schedule": self.schedule.to_dict(),
             "mutation": self.mutation.to_dict() if self.schedule.strategy_class.mutates else None,
+            "islands": 1 if self.lineages is None else int(self.lineages.max()) + 1,  # as run (automatic resolved)
             "seed": self.seed,
             "steps": self.steps,
             "sampler": self.sampler,

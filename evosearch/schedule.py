@@ -424,7 +424,9 @@ class ScheduleSpec:
         if self.fitness != "auto":
             return get_strategy(self.strategy, self.fitness)
         planned = self.mode.startswith("budget")
-        return get_strategy(self.strategy, planning_fitness(self.strategy) if planned else default_fitness(self.strategy))
+        return get_strategy(
+            self.strategy, planning_fitness(self.strategy) if planned else default_fitness(self.strategy)
+        )
 
     def _custom(self, steps: int | None) -> Schedule:
         """Custom lists are an EvoSearch schedule, read with the spec's EvoSearch fitness (NFE and step rules);

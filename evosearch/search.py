@@ -164,12 +164,15 @@ def search(
                 raise
             log.info("search stopped early by its callback after %d NFE", runner.nfe)
             stopped = True
+    lineages = None
     if stopped or runner.samples is None:
         best = runner.best_reward if runner.best_reward is not None else float("nan")
         samples, rewards = runner.best, torch.tensor([best])
     else:
         order = torch.sort(rank_key(runner.rewards), descending=True, stable=True).indices
         samples, rewards = runner.samples[order], runner.rewards[order]
+        lineages = strategy.lineages()
+        lineages = lineages[order] if lineages is not None and len(lineages) == len(order) else None
     assert runner.best is not None and samples is not None
     extras = {"oom_retries": runner.oom_retries, "final_chunk_size": runner.chunk_size} if runner.oom_retries else {}
     return SearchResult(
@@ -197,4 +200,5 @@ def search(
         discarded_nfe=runner.discarded_nfe,
         fame_samples=runner.fame_samples,
         fame_rewards=runner.fame_rewards,
+        lineages=lineages,
     )

@@ -15,11 +15,10 @@ import logging
 import os
 from typing import Any
 
-import torch
-
 import comfy.model_management as mm
 import comfy.model_patcher
 import folder_paths
+import torch
 
 from ..rewards.protocol import check_images, check_scores, prompt_list, reward_traits
 from ..rewards.registry import WEIGHT_SUFFIXES, get_kind, list_weights, reward_kinds

@@ -276,6 +276,18 @@ class EvoSearchMutation(io.ComfyNode):
                     "no limit, the greediest). Lower keeps several lineages alive, so the final population holds "
                     "distinct options, at some cost in the best reward.",
                 ),
+                io.Int.Input(
+                    "islands",
+                    default=d.islands,
+                    min=0,
+                    max=256,
+                    optional=True,
+                    tooltip="Diversity for EvoSearch with x0 or graded fitness (the default): split the population into "
+                    "this many islands that never mix, each a lineage of its own, so the search returns that many "
+                    "distinct options. 0 = automatic: one island per option the EvoSearch KSampler's top_k asks for, "
+                    "as far as islands of 4 or more individuals allow (one population when top_k is 0, the greediest "
+                    "for the best sample). 1 = one population.",
+                ),
             ],
             outputs=[
                 io.Custom(MUTATION).Output(
@@ -285,7 +297,7 @@ class EvoSearchMutation(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, beta, intermediate, strength, elites, tournament, max_share=None) -> io.NodeOutput:
+    def execute(cls, beta, intermediate, strength, elites, tournament, max_share=None, islands=None) -> io.NodeOutput:
         try:
             mutation = es.Mutation(
                 beta=float(beta),
@@ -294,6 +306,7 @@ class EvoSearchMutation(io.ComfyNode):
                 elites=None if int(elites) < 0 else int(elites),
                 tournament=float(tournament) if float(tournament) < 1 else float(round(tournament)),
                 max_share=es.Mutation().max_share if max_share is None else float(max_share),
+                islands=es.Mutation().islands if islands is None else int(islands),
             )
         except ValueError as e:
             raise NodeError(cls.DISPLAY, str(e)) from None
@@ -514,7 +527,10 @@ class EvoSearchKSampler(io.ComfyNode):
                     optional=True,
                     tooltip="What 'population' returns. 0: the final population, best first. k > 0: k distinct good "
                     "options per latent — the best sample, then the best samples farthest from those already taken, "
-                    "among the best 4·k the search finished (near-copies of one winner are skipped).",
+                    "among the best 4·k the search finished (near-copies of one winner are skipped). With the "
+                    "Mutation node's islands on automatic, k > 0 also splits EvoSearch's population into up to k "
+                    "lineages that never mix (islands of 4 or more), so the options differ in content, not only in "
+                    "detail.",
                 ),
             ],
             outputs=[
@@ -543,7 +559,8 @@ class EvoSearchKSampler(io.ComfyNode):
         check_latent_fits(cls.DISPLAY, model, latent)
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
         inner = _inner_sampler(sampler_name, None)
-        spec, settings = _spec_or_default(schedule), _mutation_or_default(mutation)
+        spec = _spec_or_default(schedule)
+        settings = _mutation_or_default(mutation).for_options(int(top_k))  # automatic islands: one per option
         sampler = SearchSampler(inner, vae, reward, spec, settings, chunk_size, node=cls.DISPLAY,
                                 scoring_vae=scoring_vae)  # fmt: skip
         sigmas = comfy.samplers.KSampler(
@@ -601,7 +618,9 @@ class EvoSearchResults(io.ComfyNode):
                     optional=True,
                     tooltip="What 'population' returns. 0: the final population, best first. k > 0: k distinct good "
                     "options per latent — the best sample, then the best samples farthest from those already taken, "
-                    "among the best 4·k the search finished (near-copies of one winner are skipped).",
+                    "among the best 4·k the search finished (near-copies of one winner are skipped). For options "
+                    "that differ in content from EvoSearch with x0/graded fitness, set islands = k on the Mutation "
+                    "node that feeds the EvoSearch Sampler.",
                 ),
             ],
             outputs=[

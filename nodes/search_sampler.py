@@ -83,14 +83,19 @@ class RunRecord:
 
     def options(self, k: int) -> tuple[torch.Tensor, list[float]]:
         """``k`` distinct good samples per latent (VAE space, best first; see ``evosearch.distinct_options``) and
-        their rewards; ``k = 0`` gives the final population."""
+        their rewards; ``k = 0`` gives the final population. A search that evolved on islands gives one option per
+        island first, from its final population; others pick from their best finished samples."""
         if k <= 0 or not self.fame:
             return self.population, self.scores
-        samples, scores = [], []
-        for fame_samples, fame_rewards in self.fame:
-            picked = es.distinct_options(fame_samples, fame_rewards, k)
+        samples, scores, offset = [], [], 0
+        for result, (fame_samples, fame_rewards) in zip(self.results, self.fame):
+            n = len(result.samples)
+            if result.lineages is not None:
+                fame_samples, fame_rewards = self.population[offset : offset + n], result.rewards
+            picked = es.distinct_options(fame_samples, fame_rewards, k, lineages=result.lineages)
             samples.append(fame_samples[picked])
             scores += [float(r) for r in fame_rewards[picked]]
+            offset += n
         return torch.cat(samples), scores
 
     def report(self) -> dict[str, object]:
@@ -368,8 +373,11 @@ class SearchSampler(comfy.samplers.KSAMPLER):
         have, want = getattr(self.scoring_vae, "latent_channels", None), getattr(latent_format, "latent_channels", None)
         have_dims = getattr(self.scoring_vae, "latent_dim", None)
         want_dims = getattr(latent_format, "latent_dimensions", 2)
-        if isinstance(have, int) and isinstance(want, int) and have != want or (
-            isinstance(have_dims, int) and isinstance(want_dims, int) and have_dims != want_dims
+        if (
+            isinstance(have, int)
+            and isinstance(want, int)
+            and have != want
+            or (isinstance(have_dims, int) and isinstance(want_dims, int) and have_dims != want_dims)
         ):
             kind = {2: "image", 3: "video"}
             raise NodeError(

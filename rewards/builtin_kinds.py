@@ -1,6 +1,6 @@
 """The built-in reward kinds and their loaders (registered on first use of :mod:`rewards.registry`).
 
-Sources and licences are the official ones (rewards.md §2); weights are never redistributed or downloaded here.
+Sources and licences are the official ones (docs/rewards.md §2); weights are never redistributed or downloaded here.
 """
 
 from __future__ import annotations
@@ -226,6 +226,8 @@ def _load_aesthetic_v25(path: Path, *, dtype: torch.dtype, prompt: str | None, r
     from .aesthetic_v25 import load_aesthetic_v25
 
     return load_aesthetic_v25(path, dtype=dtype, prompt=prompt, roots=roots, **options)
+
+
 def _load_shapes(path: None, *, dtype: torch.dtype, prompt: str | None, roots: tuple) -> Any:
     from .shapes_reward import ShapesReward
 

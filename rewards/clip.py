@@ -1,6 +1,6 @@
 """CLIP models for CLIPScore, HPSv2, PickScore and the LAION aesthetic head, on transformers' ``CLIPModel``.
 
-Three file layouts load into the same class (rewards.md §2):
+Three file layouts load into the same class (docs/rewards.md §2):
 
 * a Hugging Face folder (``config.json`` + ``model.safetensors``/``pytorch_model.bin``), e.g.
   ``openai/clip-vit-large-patch14`` or ``yuvalkirstain/PickScore_v1``;

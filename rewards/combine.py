@@ -15,7 +15,7 @@ sum of absolute values, so the combination stays on the members' normalised scal
 Guard (optional): a second reward with a ``floor``. A sample whose guard score is below the floor loses
 ``penalty × (1 + shortfall)``, so it ranks below every sample that passes, and among failing samples the one closest
 to the floor ranks first. Typical use: maximise an aesthetic or preference reward but keep CLIPScore ≥ 0.22 so the
-image stays on-prompt (landscape.md, "reward hacking").
+image stays on-prompt (docs/rewards.md §6).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The official ``ImageReward.pt`` (fp32 state dict, Apache-2.0) holds BLIP's ViT-L/16 (``blip.visual_encoder.*``, timm
 key names), BLIP's "med" BERT with cross-attention in every layer (``blip.text_encoder.*``) and an MLP head
 (``mlp.layers.{0,2,4,6,7}``). ``BlipVisionModel`` + ``BlipTextModel(add_pooling_layer=False)`` reproduce the package
-exactly once the vision keys are renamed (rewards.md §2):
+exactly once the vision keys are renamed (docs/rewards.md §2):
 
     reward = (mlp(h_CLS) − 0.16717362830052426) / 1.0333394966054072
 
@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 

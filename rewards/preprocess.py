@@ -1,4 +1,4 @@
-"""Image preprocessing for reward models straight from ComfyUI IMAGE tensors, in pure torch (rewards.md §3).
+"""Image preprocessing for reward models straight from ComfyUI IMAGE tensors, in pure torch (docs/rewards.md §3).
 
 ComfyUI images are ``[B, H, W, 3]`` float 0..1 (channels last). The official pipelines work on PIL images:
 

@@ -1,9 +1,10 @@
 """Score videos with any image reward: sample K frames per video, score them in one batch, aggregate.
 
-The practical default of rewards.md §2 ("Video"): frames are taken uniformly over the clip (``"uniform"``: indices
-``round(linspace(0, T−1, K))``) or as first/middle/last (``"first_middle_last"``), scored as one ``[B·K, H, W, 3]``
-batch with each video's prompt repeated, and reduced per video to the mean, or to ``mean − λ·std`` (population std
-over the K frames), which also rewards temporal consistency. Stills (``[B, H, W, 3]``) go straight to the image reward.
+The practical default of docs/rewards.md §2 ("Video from image rewards"): frames are taken uniformly over the clip
+(``"uniform"``: indices ``round(linspace(0, T−1, K))``) or as first/middle/last (``"first_middle_last"``), scored as
+one ``[B·K, H, W, 3]`` batch with each video's prompt repeated, and reduced per video to the mean, or to
+``mean − λ·std`` (population std over the K frames), which also rewards temporal consistency. Stills
+(``[B, H, W, 3]``) go straight to the image reward.
 """
 
 from __future__ import annotations

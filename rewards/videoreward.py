@@ -41,7 +41,7 @@ log = logging.getLogger("evosearch.rewards")
 
 DIMENSIONS = ("overall", "VQ", "MQ", "TA")
 REWARD_TOKENS = ("<|VQ_reward|>", "<|MQ_reward|>", "<|TA_reward|>")
-#: Normalisation used when model_config.json has no inference_config (the released model's values, rewards.md §2).
+#: Normalisation used when model_config.json has no inference_config (the released model's values, docs/rewards.md §2).
 DEFAULT_NORM = {
     "VQ_mean": 3.6757,
     "VQ_std": 2.2476,

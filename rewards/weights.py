@@ -1,4 +1,4 @@
-"""Reading weight files safely and loading them into modules built on the ``meta`` device (rewards.md §5).
+"""Reading weight files safely and loading them into modules built on the ``meta`` device (docs/rewards.md §5).
 
 * :func:`read_state_dict` reads ``.safetensors``, ``.pt``/``.pth``/``.bin``/``.ckpt`` through
   ``torch.load(weights_only=True)`` (never arbitrary pickle), TorchScript archives through the code-free reader in

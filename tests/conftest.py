@@ -55,7 +55,6 @@ def pytest_terminal_summary(terminalreporter):  # noqa: ANN001 - pytest hook
 # ---------------------------------------------------------------------------------------------- ComfyUI host groups
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
 from support.browser import browser_unavailable  # noqa: E402
 from support.paths import comfyui_path  # noqa: E402
 

@@ -117,7 +117,7 @@ _ENLARGE = {"upscale_method": "nearest-exact", "scale_by": 8.0}
 
 
 def _reward(node_id: int, col: int, row: int, kind: str, prompt: str, **video: object) -> N:
-    """Load Reward naming the kind's official file, so the Missing Models dialog offers it (frontend.md)."""
+    """Load Reward naming the kind's official file, so the Missing Models dialog offers it (docs/comfyui.md §9)."""
     widgets = {"kind": kind, "model": MODELS[kind]["name"], "dtype": "auto", "prompt": prompt, **video}
     return N(node_id, "EvoSearchLoadReward", col, row, widgets, models=[MODELS[kind]])
 
@@ -333,21 +333,58 @@ def workflows() -> dict[str, dict]:
         "CLIP ViT-L/14 folder in `models/rewards/clipscore/`."
     )
     wan22 = [
-        N(1, "UNETLoader", 0, 1, {"unet_name": MODELS["wan22_high"]["name"], "weight_dtype": "default"},
-          models=[MODELS["wan22_high"]], title="High-noise expert"),  # fmt: skip
-        N(2, "UNETLoader", 0, 2, {"unet_name": MODELS["wan22_low"]["name"], "weight_dtype": "default"},
-          models=[MODELS["wan22_low"]], title="Low-noise expert"),  # fmt: skip
-        N(3, "CLIPLoader", 0, 3, {"clip_name": MODELS["umt5"]["name"], "type": "wan", "device": "default"},
-          models=[MODELS["umt5"]]),  # fmt: skip
+        N(
+            1,
+            "UNETLoader",
+            0,
+            1,
+            {"unet_name": MODELS["wan22_high"]["name"], "weight_dtype": "default"},
+            models=[MODELS["wan22_high"]],
+            title="High-noise expert",
+        ),  # fmt: skip
+        N(
+            2,
+            "UNETLoader",
+            0,
+            2,
+            {"unet_name": MODELS["wan22_low"]["name"], "weight_dtype": "default"},
+            models=[MODELS["wan22_low"]],
+            title="Low-noise expert",
+        ),  # fmt: skip
+        N(
+            3,
+            "CLIPLoader",
+            0,
+            3,
+            {"clip_name": MODELS["umt5"]["name"], "type": "wan", "device": "default"},
+            models=[MODELS["umt5"]],
+        ),  # fmt: skip
         N(4, "VAELoader", 0, 4, {"vae_name": MODELS["wan_vae"]["name"]}, models=[MODELS["wan_vae"]]),
         N(5, "ModelSamplingSD3", 1, 0, {"shift": 8.0}, {"model": (1, 0)}, title="Shift (high-noise)"),
         N(6, "ModelSamplingSD3", 1, 1, {"shift": 8.0}, {"model": (2, 0)}, title="Shift (low-noise)"),
         N(7, "CLIPTextEncode", 1, 2, {"text": wan_prompt}, {"clip": (3, 0)}, title="Positive prompt"),
-        N(8, "CLIPTextEncode", 1, 3, {"text": NEGATIVE + ", static, frozen frames"}, {"clip": (3, 0)},
-          title="Negative prompt"),  # fmt: skip
+        N(
+            8,
+            "CLIPTextEncode",
+            1,
+            3,
+            {"text": NEGATIVE + ", static, frozen frames"},
+            {"clip": (3, 0)},
+            title="Negative prompt",
+        ),  # fmt: skip
         N(9, "EmptyHunyuanLatentVideo", 1, 4, {"width": 832, "height": 480, "length": 33, "batch_size": 1}),
-        _reward(10, 0, 5, "clipscore", wan_prompt, video_frames=8, frame_policy="uniform",
-                video_aggregate="mean_minus_std", std_weight=0.5, source_fps=16.0),  # fmt: skip
+        _reward(
+            10,
+            0,
+            5,
+            "clipscore",
+            wan_prompt,
+            video_frames=8,
+            frame_policy="uniform",
+            video_aggregate="mean_minus_std",
+            std_weight=0.5,
+            source_fps=16.0,
+        ),  # fmt: skip
         _schedule(11, 1, 5, mode="preset_wan", steps=20),
         N(12, "EvoSearchMutation", 1, 6),
         N(
@@ -381,8 +418,14 @@ def workflows() -> dict[str, dict]:
         ),
         N(14, "VAEDecode", 3, 0, links={"samples": (13, 0), "vae": (4, 0)}),
         N(15, "CreateVideo", 4, 0, {"fps": 16.0}, {"images": (14, 0)}),
-        N(16, "SaveVideo", 5, 0, {"filename_prefix": "EvoSearch/wan22_t2v", "format": "auto", "codec": "auto"},
-          {"video": (15, 0)}),  # fmt: skip
+        N(
+            16,
+            "SaveVideo",
+            5,
+            0,
+            {"filename_prefix": "EvoSearch/wan22_t2v", "format": "auto", "codec": "auto"},
+            {"video": (15, 0)},
+        ),  # fmt: skip
         N(17, "PreviewImage", 3, 1, links={"images": (13, 4)}, title="Reward vs NFE"),
         N(18, "PreviewAny", 3, 2, links={"source": (13, 3)}, title="Search report"),
     ]
@@ -461,8 +504,14 @@ def workflows() -> dict[str, dict]:
         N(1, "EvoSearchShapesModel", 0, 1, {"batch_size": 1}),
         N(2, "CLIPTextEncode", 1, 0, {"text": shapes_prompt}, {"clip": (1, 1)}, title="Prompt"),
         N(3, "CLIPTextEncode", 1, 1, {"text": ""}, {"clip": (1, 1)}, title="Negative (empty)"),
-        N(4, "EvoSearchLoadReward", 0, 2, {"kind": "shapes", "model": "auto", "dtype": "auto", "prompt": shapes_prompt},
-          title="Verifier reward (same prompt)"),  # fmt: skip
+        N(
+            4,
+            "EvoSearchLoadReward",
+            0,
+            2,
+            {"kind": "shapes", "model": "auto", "dtype": "auto", "prompt": shapes_prompt},
+            title="Verifier reward (same prompt)",
+        ),  # fmt: skip
         _schedule(5, 0, 3, budget=10.0, steps=20),
         N(6, "EvoSearchMutation", 0, 4),
         N(
@@ -517,11 +566,11 @@ def workflows() -> dict[str, dict]:
         "tiny text-to-image model trained in this pack on procedurally drawn scenes of circles, squares and "
         "triangles in four colours (32×32 images). Type a prompt in **both** the Prompt node and the verifier "
         "reward (the reward checks the decoded image against it, as GenEval does: counts, colours, positions). "
-        "Like real text-to-image models it gets single objects mostly right and compositions (\"three red "
-        "circles\", \"a red square above a green triangle\") often wrong; the EvoSearch KSampler spends ×10 one "
+        'Like real text-to-image models it gets single objects mostly right and compositions ("three red '
+        'circles", "a red square above a green triangle") often wrong; the EvoSearch KSampler spends ×10 one '
         "image's compute evolving noises and latents towards an image the verifier accepts, and returns 4 "
-        "distinct options. Compare with the plain KSampler on the same seed. Try \"a yellow circle left of a blue "
-        "square\" or \"two green triangles\"; set the schedule's strategy to best_of_n or particles to compare at "
+        'distinct options. Compare with the plain KSampler on the same seed. Try "a yellow circle left of a blue '
+        'square" or "two green triangles"; set the schedule\'s strategy to best_of_n or particles to compare at '
         "the same compute (bench/shapes_bench.py measures every method on 43 prompts)."
     )
     return {

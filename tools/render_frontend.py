@@ -9,7 +9,7 @@ plumbing (tests/support/frontend.py) it uses: a ComfyUI server on loopback with 
 * ``workflows/<name>.jpg``: the template browser's thumbnail of each workflow (at most 512×512: the whole graph as
   the frontend draws it).
 * ``docs/images/``: the demo as it opens, the Schedule's planned cost, the Missing Models dialog of the SD1.5
-  workflow, the template browser, and the demo after a run (it runs the demo: ~20 s on a CPU).
+  workflow, the template browser, and the digit and shapes demos after a run (it runs both: ~1 min on a CPU).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ log = logging.getLogger("render_frontend")
 THUMBNAIL = 512
 IMAGES = REPO / "docs" / "images"
 DEMO = "evosearch_demo_digits"
+SHAPES_DEMO = "evosearch_demo_shapes"
 
 
 def _save_jpeg(png: Path, out: Path, size: tuple[int, int] | None = None, crop: tuple | None = None) -> Path:
@@ -124,17 +125,24 @@ def readme_images(comfy_path: Path, tmp: Path) -> None:
         _save_jpeg(page.screenshot(tmp / "templates.png"), IMAGES / "template_browser.jpg", (1200, 1200))
         page.close_dialogs()
 
-        page.load(demo, DEMO)
-        before = set(page.server.get("/history"))
-        page.evaluate("app.queuePrompt(0, 1).then(() => true)", timeout=60)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            new = {k: v for k, v in page.server.get("/history").items() if k not in before}
-            if any(v.get("status", {}).get("completed") is not None for v in new.values()):
-                break
-            time.sleep(0.5)
-        page.wait_idle(2.0)
-        _save_jpeg(page.screenshot(tmp / "after.png"), IMAGES / "demo_after_run.jpg", (1200, 1200))
+        _run_and_capture(page, demo, DEMO, tmp / "after.png", IMAGES / "demo_after_run.jpg")
+        shapes = json.loads((WORKFLOWS / f"{SHAPES_DEMO}.json").read_text())
+        _run_and_capture(page, shapes, SHAPES_DEMO, tmp / "shapes.png", IMAGES / "shapes_after_run.jpg")
+
+
+def _run_and_capture(page: ComfyPage, workflow: dict, name: str, png: Path, out: Path) -> None:
+    """Load ``workflow``, queue it from the page, wait until the server finished it, save a screenshot."""
+    page.load(workflow, name)
+    before = set(page.server.get("/history"))
+    page.evaluate("app.queuePrompt(0, 1).then(() => true)", timeout=60)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        new = {k: v for k, v in page.server.get("/history").items() if k not in before}
+        if any(v.get("status", {}).get("completed") is not None for v in new.values()):
+            break
+        time.sleep(0.5)
+    page.wait_idle(2.0)
+    _save_jpeg(page.screenshot(png), out, (1200, 1200))
 
 
 def main() -> int:

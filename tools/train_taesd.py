@@ -182,7 +182,7 @@ def distil_model(
     pools = {
         "train": train,
         **(extra_heldout or {}),
-        "heldout_x0_predictions": held_paths[:-1 : lat.heldout_every].flatten(0, 1),
+        "heldout_x0_predictions": held_paths[: -1 : lat.heldout_every].flatten(0, 1),
         "heldout_samples": held_paths[-1],
     }
     latent_seconds = time.perf_counter() - t0

@@ -212,6 +212,11 @@ class Strategy(ABC):
     def tell(self, scored: Scored) -> None:
         """Scores (and archived states) of one chunk of the batch last asked for, in batch order."""
 
+    def lineages(self) -> torch.Tensor | None:
+        """A label per member of the final population (batch order) naming the lineage it evolved in, for strategies
+        whose lineages never mix (islands); ``None``: one population. Options are then taken one per lineage first."""
+        return None
+
     # ------------------------------------------------------------------ what a schedule costs
     @classmethod
     @abstractmethod

@@ -59,7 +59,9 @@ class EvoSearchGraded(EvoSearchX0):
     @classmethod
     def stored_states(cls, schedule: Schedule, mutation: Mutation, steps: int, chunk: int) -> int:
         keeps = pool_keep(schedule, mutation, cls.pool_sizes(schedule), cls._tournaments(schedule, mutation, steps))
-        pool = max((min(s, (s if k is None else k) + chunk) for s, k in zip(cls.pool_sizes(schedule), keeps)), default=0)
+        pool = max(
+            (min(s, (s if k is None else k) + chunk) for s, k in zip(cls.pool_sizes(schedule), keeps)), default=0
+        )
         return 2 * pool + 2 * max(schedule.population) + 4 * chunk
 
     @classmethod

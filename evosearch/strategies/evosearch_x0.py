@@ -11,6 +11,7 @@ selection but never compete for the returned best, which is the best finished sa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -21,6 +22,8 @@ from ..schedule import Schedule, default_evolution_steps
 from .base import Batch, Scored, SearchContext, Segment, Strategy
 from .evosearch_rollout import check_evolution_rules, evolve, pool_keep
 from .registry import register_strategy
+
+log = logging.getLogger(__name__)
 
 
 def check_proxy_steps(schedule: Schedule) -> None:
@@ -112,7 +115,10 @@ class EvoSearchX0(ProxyGenerations):
 
     def __init__(self, schedule: Schedule, mutation: Mutation, context: SearchContext) -> None:
         super().__init__(schedule, mutation, context)
-        self.islands = max(1, int(mutation.islands))
+        self.islands = mutation.islands_for(min(schedule.population))
+        if mutation.islands > self.islands:
+            log.warning("islands=%d asked for, but generations of %d individuals hold only %d islands of two or more",
+                        mutation.islands, min(schedule.population), self.islands)  # fmt: skip
         self.island_pools: list[SelectionPool] = []
 
     def pool_keep(self, g: int) -> int | None:
@@ -147,7 +153,9 @@ class EvoSearchX0(ProxyGenerations):
         k, step = self.schedule.population[g], self.bounds[g]
         if self.islands == 1:
             assert self.pool is not None
-            return evolve(self.pool, k, step, g, self.mutation, self.context, index=g - 1, tournament=self.tournament(g))
+            return evolve(
+                self.pool, k, step, g, self.mutation, self.context, index=g - 1, tournament=self.tournament(g)
+            )
         children, first = [], 0
         for i, (pool, k_i) in enumerate(zip(self.island_pools, island_sizes(k, self.islands))):
             size = self.tournament_for_pool(g, len(pool))
@@ -155,6 +163,12 @@ class EvoSearchX0(ProxyGenerations):
                                    tournament=size, first_index=first))  # fmt: skip
             first += k_i
         return torch.cat(children)
+
+    def lineages(self) -> torch.Tensor | None:
+        if self.islands == 1:
+            return None
+        sizes = island_sizes(self.schedule.population[-1], self.islands)
+        return torch.repeat_interleave(torch.arange(self.islands), torch.tensor(sizes))
 
     def tournament(self, g: int) -> int | None:
         """The tournament size of the selection that makes generation ``g`` (``None``: the mutation's)."""

@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from support.paths import REPO
 
 FORBIDDEN = {"comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "server", "nodes", "execution",

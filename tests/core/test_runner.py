@@ -242,7 +242,10 @@ def test_distinct_options_keep_the_best_and_spread_the_rest():
     picked = es.distinct_options(samples, rewards, 4)
     assert picked[0] == 0 and sorted(picked.tolist())[1:] == [10, 11, 12]
     assert torch.all(rewards[picked][:-1] >= rewards[picked][1:]), "options come best first"
-    assert es.distinct_options(samples, rewards, 0).numel() == 0 and es.distinct_options(samples, rewards, 99).numel() == 13
+    assert (
+        es.distinct_options(samples, rewards, 0).numel() == 0
+        and es.distinct_options(samples, rewards, 99).numel() == 13
+    )
 
 
 def test_the_hall_of_fame_holds_the_best_finished_samples_and_feeds_options():
@@ -294,3 +297,77 @@ def test_max_share_limits_children_per_parent_in_a_search():
     assert math.isfinite(spread.best_reward) and not torch.equal(greedy.samples, spread.samples)
     with pytest.raises(ValueError, match=r"max_share .* must be in \(0, 1\]"):
         es.Mutation(max_share=0.0)
+
+
+def _pairwise_min(x: torch.Tensor) -> float:
+    d = torch.cdist(x.flatten(1).double(), x.flatten(1).double())
+    return float(d[~torch.eye(len(x), dtype=torch.bool)].min())
+
+
+def test_islands_keep_lineages_apart_and_spend_the_same_compute():
+    """Islands (issue 10, diverse options): the final population is labelled by island, the options are each island's
+    best, best island first; the NFE and the trajectory count do not change, and one island is the old search."""
+    schedule = es.Schedule(evolution_steps=[3, 6], population=[16, 16, 16], fitness="x0")
+    process = es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm")
+    one = es.search(process, ring_reward, (2,), schedule, seed=3)
+    four = es.search(process, ring_reward, (2,), schedule, seed=3, islands=4)
+    assert four.nfe == one.nfe and four.report()["planned_nfe"] == one.report()["planned_nfe"]
+    assert math.isfinite(four.best_reward) and one.lineages is None
+    assert sorted(four.lineages.tolist()) == sorted([0, 1, 2, 3] * 4)
+    options, rewards = four.options(4)
+    heads = {}
+    for i in range(len(four.samples)):  # the population is best first
+        heads.setdefault(int(four.lineages[i]), i)
+    expected = sorted(heads.values())
+    assert torch.equal(options, four.samples[expected]) and torch.equal(rewards, four.rewards[expected])
+    assert float(rewards[0]) == four.best_reward
+    # more options than islands: one per island first, then the farthest of the rest, no repeats
+    six, _ = four.options(6)
+    assert set(map(tuple, six.tolist())) >= set(map(tuple, options.tolist()))
+    assert len({tuple(r) for r in six.tolist()}) == 6
+    # the same seed with one island is the old single population, bit for bit
+    assert torch.equal(es.search(process, ring_reward, (2,), schedule, seed=3, islands=1).samples, one.samples)
+
+
+def test_islands_never_mix():
+    """Children copy their parents exactly (β = 0, strength 0), so a child's x0 prediction names its parent: with two
+    islands the two halves of the next generation share no parent, with one population they do."""
+    schedule = es.Schedule(evolution_steps=[3], population=[8, 8], fitness="x0")
+    process = es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm")
+
+    def parents(islands: int) -> tuple[set[float], set[float]]:
+        events = []
+        es.search(process, ring_reward, (2,), schedule, seed=5, islands=islands, beta=0.0, strength=0.0,
+                  callback=events.append)  # fmt: skip
+        first = next(e.denoised for e in events if e.kind == "step" and e.generation == 1)
+        tags = [round(float(v), 5) for v in ring_reward(first)]
+        return set(tags[:4]), set(tags[4:])
+
+    low, high = parents(2)
+    assert not low & high
+    low, high = parents(1)
+    assert low & high
+
+
+def test_automatic_islands_follow_the_options_asked_for():
+    auto = es.Mutation()
+    assert auto.islands == 0 and auto.islands_for(100) == 1  # no options asked for: one population
+    four = auto.for_options(4)
+    assert four.options == 4 and four.islands_for(30) == 4  # islands of 7-8
+    assert four.islands_for(10) == 2 and four.islands_for(5) == 1  # islands of at least AUTO_ISLAND_SIZE
+    assert es.Mutation(islands=2).for_options(4).islands_for(30) == 2  # a set value is kept
+    assert es.Mutation(islands=8).islands_for(10) == 5  # at most one island per two individuals
+    with pytest.raises(ValueError, match="islands must be a whole number >= 0"):
+        es.Mutation(islands=-1)
+    schedule = es.Schedule(evolution_steps=[3, 6], population=[16, 16, 16], fitness="x0")
+    process = es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm")
+    asked = es.search(process, ring_reward, (2,), schedule, seed=3, mutation=es.Mutation().for_options(4))
+    assert sorted(asked.lineages.tolist()) == sorted([0, 1, 2, 3] * 4)
+
+
+def test_more_islands_than_the_population_holds_are_reduced(caplog):
+    schedule = es.Schedule(evolution_steps=[3], population=[6, 6], fitness="x0")
+    process = es.KDiffusionProcess(GMM, SIGMAS, sampler="ddpm")
+    with caplog.at_level("WARNING"):
+        result = es.search(process, ring_reward, (2,), schedule, seed=0, islands=5)
+    assert math.isfinite(result.best_reward) and "hold only 3 islands" in caplog.text

@@ -151,10 +151,10 @@ def test_sampler_path_searches_the_demo_model(outputs):
     import json
 
     import comfy_extras.nodes_custom_sampler as custom
-    import nodes
-
     import evosearch_pack.evosearch as es
     from evosearch_pack.nodes import sampler_nodes as sn
+
+    import nodes
 
     model, vae, positive, negative, latent, reward = outputs
     one = {"samples": latent["samples"][:1]}

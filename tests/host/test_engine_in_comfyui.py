@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from support.nodes import module, run_node
 from support.samplers import sample_heun_ancestral
 from support.tiny_models import build

@@ -78,8 +78,7 @@ def counting(model: object) -> tuple[object, list[int]]:
     return clone, rows
 
 
-def ksampler(sn, bundle, reward, *, schedule, seed=3, chunk_size=0, model=None, latent=None, denoise=1.0,
-             cfg=2.0):
+def ksampler(sn, bundle, reward, *, schedule, seed=3, chunk_size=0, model=None, latent=None, denoise=1.0, cfg=2.0):
     return run_node(
         sn.EvoSearchKSampler, model=model or bundle.model, positive=bundle.positive, negative=bundle.negative,
         latent_image=latent or bundle.empty_latent(1), reward=reward, seed=seed, steps=STEPS, cfg=cfg,

@@ -7,7 +7,6 @@ import importlib
 
 import pytest
 import torch
-
 from support import reward_fixtures as rf
 from support.nodes import clone_node, module
 
@@ -268,6 +267,7 @@ def test_score_images_videos(rn, rewards_dir):
 def test_nodes_through_the_executor(pack, rn, rewards_dir):
     """Load → Combine → Score Images as an API graph through ComfyUI's validation and executor."""
     import execution
+
     import nodes
 
     for node in rn.NODES:

@@ -7,7 +7,6 @@ import importlib
 
 import pytest
 import torch
-
 from support import reward_fixtures as rf
 
 #: The Load Reward inputs before the VQAScore ones (their order and names are published and must not change).
@@ -41,10 +40,9 @@ def vlm_dir(pack, tmp_path_factory):
     if reason := rf.unavailable("vqascore"):
         pytest.skip(reason)
     import folder_paths
-    from utils.extra_config import load_extra_path_config
-
     from support import qwen_vl_fixtures as qf
     from support import siglip_fixtures as sf
+    from utils.extra_config import load_extra_path_config
 
     root = tmp_path_factory.mktemp("vlm-models") / "rewards"
     g = torch.Generator().manual_seed(21)

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from support.nodes import clone_node, module, per_row_model, run_node
 from support.tiny_models import ARCHITECTURES, build
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from support.nodes import module, run_node
 from support.tiny_models import build
 
@@ -38,6 +37,7 @@ def _sigmas(model):
 
 def test_the_guider_routes_by_sigma_and_equals_two_chained_ksamplers(pack, experts):
     import comfy_extras.nodes_custom_sampler as custom
+
     import nodes as comfy_nodes
 
     high, low = experts

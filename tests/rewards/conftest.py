@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from support import reward_fixtures as rf
 
 

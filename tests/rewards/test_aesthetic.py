@@ -7,13 +7,13 @@ import hashlib
 import pytest
 import torch
 import torch.nn.functional as F
+from support import reward_fixtures as rf
+from support.paths import SHARED_DATA
 
 from rewards import CombinedReward, load_reward
 from rewards.heads import LinearStack
 from rewards.preprocess import clip_pixels
 from rewards.weights import read_state_dict
-from support import reward_fixtures as rf
-from support.paths import SHARED_DATA
 
 HEAD = SHARED_DATA / "sac+logos+ava1-l14-linearMSE.pth"
 SHA256 = "21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from support import reward_fixtures as rf
+from support import siglip_fixtures as sf
 from torch import nn
 
 from rewards import BadRewardFile, MissingRewardFile, get_kind, load_reward
-from support import reward_fixtures as rf
-from support import siglip_fixtures as sf
 
 #: Where a copy of the published aesthetic_predictor_v2_5.pth may be (not shipped: AGPL-3.0 repository).
 REAL_HEAD = os.environ.get("EVOSEARCH_AESTHETIC_V25_HEAD", "")

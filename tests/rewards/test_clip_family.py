@@ -11,12 +11,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from support import reward_fixtures as rf
 
 from rewards import load_reward
 from rewards.clip import clip_config_from_openclip
 from rewards.preprocess import clip_pixels
 from rewards.text import ClipTokenizer
-from support import reward_fixtures as rf
 
 PROMPTS = ["a cat on a sofa", "a dog in the snow", "a cat on a sofa"]
 open_clip = pytest.importorskip("open_clip")
@@ -60,7 +60,7 @@ def test_openclip_layouts_match_open_clip(kind, name, quick, writer, tmp_path, g
 
 
 def test_quick_gelu_matters(tmp_path, gen):
-    """OpenAI weights need QuickGELU; loading them with GELU gives different scores (rewards.md §2)."""
+    """OpenAI weights need QuickGELU; loading them with GELU gives different scores (docs/rewards.md §2)."""
     model = rf.tiny_openclip(gen, quick_gelu=True)
     rf.save_openclip(model, tmp_path / "clipscore" / "x.safetensors", fp16=False)
     images = rf.images(gen)
@@ -117,9 +117,9 @@ def test_config_from_shapes_uses_open_clip_head_table():
     h = clip_config_from_openclip(shapes(1280, 1024), "gelu")
     assert (h.vision_config.num_attention_heads, h.text_config.num_attention_heads) == (16, 16)
     assert h.vision_config.image_size == 224 and h.vision_config.patch_size == 14
-    l = clip_config_from_openclip(shapes(1024, 768))
-    assert (l.vision_config.num_attention_heads, l.text_config.num_attention_heads) == (16, 12)
-    assert l.text_config.hidden_act == "quick_gelu"
+    large = clip_config_from_openclip(shapes(1024, 768))
+    assert (large.vision_config.num_attention_heads, large.text_config.num_attention_heads) == (16, 12)
+    assert large.text_config.hidden_act == "quick_gelu"
 
 
 def test_loaders_share_one_model(tmp_path, gen):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import reward_fixtures as rf
 
 from rewards import FrameSampled, get_kind, reward_kinds, reward_traits
-from support import reward_fixtures as rf
 
 KINDS = reward_kinds()
 

@@ -6,10 +6,10 @@ import pickle
 
 import pytest
 import torch
+from support import reward_fixtures as rf
 
 from rewards import BadRewardFile, MissingRewardFile, RewardFileError, find_weights, get_kind, load_reward
 from rewards.weights import parse_dtype, read_state_dict
-from support import reward_fixtures as rf
 
 
 @pytest.mark.parametrize("kind", ["imagereward", "clipscore", "hpsv2", "pickscore", "aesthetic", "videoreward"])

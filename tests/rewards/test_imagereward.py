@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import blip_reference
+from support import reward_fixtures as rf
 
 from rewards import load_reward
 from rewards.imagereward import ImageRewardArch, convert_imagereward_keys
 from rewards.preprocess import clip_pixels
 from rewards.text import bert_tokenizer
-from support import blip_reference, reward_fixtures as rf
 
 ARCH = ImageRewardArch(**rf.TINY_IMAGEREWARD_ARCH)
 PROMPTS = ["a cat on a sofa", "an astronaut riding a horse, highly detailed, 4k", "x"]
@@ -44,7 +45,7 @@ def test_matches_published_architecture(name, fp16, tmp_path, gen):
     images = rf.images(gen, b=3, h=48, w=40)
     ours = reward.score(images, PROMPTS)
     ref = _reference(sd, images, PROMPTS)
-    assert ours.std() > 0.1, "widened head: scores must spread (rewards.md §2)"
+    assert ours.std() > 0.1, "widened head: scores must spread (docs/rewards.md §2)"
     assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-5), (ours, ref)
 
 
@@ -118,4 +119,4 @@ def test_full_size_layout_maps_onto_blip():
     want = meta_module(lambda: ImageRewardModel(ImageRewardArch())).state_dict()
     got = convert_imagereward_keys(sd)
     assert sorted(got) == sorted(want) and all(got[k].shape == want[k].shape for k in want)
-    assert sum(v.numel() for v in want.values()) / 1e6 > 440  # ≈ 446 M parameters (rewards.md §4)
+    assert sum(v.numel() for v in want.values()) / 1e6 > 440  # ≈ 446 M parameters (docs/rewards.md §4)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from rewards import get_kind, load_reward, reward_kinds
 from support import reward_fixtures as rf
 from support.paths import REPO
+
+from rewards import get_kind, load_reward, reward_kinds
 
 FORBIDDEN = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "server", "nodes", "execution")
 

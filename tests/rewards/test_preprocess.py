@@ -1,4 +1,4 @@
-"""Pure-torch preprocessing from IMAGE tensors against the official PIL pipelines (rewards.md §3 tolerances)."""
+"""Pure-torch preprocessing from IMAGE tensors against the official PIL pipelines (docs/rewards.md §3 tolerances)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import reward_fixtures as rf
 
 from rewards.preprocess import center_crop, clip_pixels, resize_longest_pad, resize_shortest
-from support import reward_fixtures as rf
 
 SIZES = [(300, 200), (200, 333), (256, 256), (64, 96), (517, 301)]
 
@@ -17,7 +17,7 @@ def _pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray((image.numpy() * 255).round().astype(np.uint8))
 
 
-#: rewards.md §3: max 0.015–0.044, mean ≈ 0.004 in normalised units; PIL's 8-bit output alone adds ≈ 0.0036 mean.
+#: docs/rewards.md §3: max 0.015–0.044, mean ≈ 0.004 in normalised units; PIL's 8-bit output alone adds ≈ 0.0036 mean.
 MAX_DIFF, MEAN_DIFF = 0.05, 0.006
 
 

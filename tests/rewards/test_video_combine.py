@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import reward_fixtures as rf
 
 from rewards import Colorfulness, CombinedReward, FrameSampled, reward_traits
 from rewards.combine import normalise
 from rewards.video import frame_indices
-from support import reward_fixtures as rf
 
 
 class Counting:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from rewards.qwen2vl_video import sample_count, smart_resize, video_patches
 from support import reward_fixtures as rf
 from support import videoreward_fixtures as vf
+
+from rewards.qwen2vl_video import sample_count, smart_resize, video_patches
 
 transformers = pytest.importorskip("transformers")
 if int(transformers.__version__.split(".")[0]) < 5:  # pragma: no cover
@@ -89,9 +89,9 @@ def test_frame_count_and_resize_rules():
 
 
 def test_requires_transformers_5(monkeypatch, release):
-    from rewards import videoreward
-
     import sys
+
+    from rewards import videoreward
 
     monkeypatch.setattr(sys.modules["transformers"], "__version__", "4.46.0")
     with pytest.raises(ImportError, match="transformers >= 5"):

@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 import torch
-
-from rewards import BadRewardFile, MissingRewardFile, get_kind, load_reward
-from rewards.vqa_questions import DEFAULT_TEMPLATE, check_template, questions_for, split_conjunctions
 from support import qwen_vl_fixtures as qf
 from support import reward_fixtures as rf
 from support import vlm_reference
+
+from rewards import BadRewardFile, MissingRewardFile, get_kind, load_reward
+from rewards.vqa_questions import DEFAULT_TEMPLATE, check_template, questions_for, split_conjunctions
 
 transformers = pytest.importorskip("transformers")
 if int(transformers.__version__.split(".")[0]) < 5:  # pragma: no cover

@@ -45,8 +45,9 @@ def boot() -> ModuleType:
 
     args.cpu = True
     args.disable_all_custom_nodes = False
-    import utils.extra_config  # noqa: F401  (ComfyUI's own; main.py imports it before nodes)
     import comfy.model_management  # noqa: F401
+    import utils.extra_config  # noqa: F401  (ComfyUI's own; main.py imports it before nodes)
+
     import nodes  # noqa: F401  (ComfyUI's nodes.py)
 
     assert Path(nodes.__file__).resolve().parent == path, f"wrong nodes module imported: {nodes.__file__}"

@@ -233,7 +233,7 @@ def imagereward_state(gen: torch.Generator | None, cfg: dict = TINY_BLIP) -> dic
     # unused by the reward, present in the official file
     put("blip.vision_proj.weight", 16, vw), put("blip.vision_proj.bias", 16)
     put("blip.text_proj.weight", 16, tw), put("blip.text_proj.bias", 16)
-    # the MLP head, widened (the package's init makes every reward ≈ −0.16; rewards.md §2)
+    # the MLP head, widened (the package's init makes every reward ≈ −0.16; docs/rewards.md §2)
     dims = cfg["head"]
     for i, (a, b) in zip([0, 2, 4, 6, 7], zip(dims[:-1], dims[1:])):
         put(f"mlp.layers.{i}.weight", b, a, scale=2.0 / math.sqrt(a))

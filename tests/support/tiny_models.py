@@ -113,8 +113,9 @@ def _wan_vae(seed: int) -> object:
     return vae
 
 
-def _detected_vae(sd: dict, small: torch.nn.Module, factory: tuple[object, str] | None = None,
-                  metadata: dict | None = None) -> object:
+def _detected_vae(
+    sd: dict, small: torch.nn.Module, factory: tuple[object, str] | None = None, metadata: dict | None = None
+) -> object:
     """A ``comfy.sd.VAE`` set up by ComfyUI's own detection of ``sd`` (``small``'s state dict), holding ``small``.
 
     ComfyUI builds some VAEs at a fixed full size (``factory`` = the module and class name it calls, e.g.

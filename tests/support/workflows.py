@@ -141,6 +141,7 @@ class InProcessComfy:
         import tempfile
 
         import folder_paths
+
         import nodes
 
         if cls._nodes_loaded:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from support.workflows import API_TWINS, LOADER_SWAPS, WORKFLOWS, InProcessComfy, load, tiny_graph, ui_to_api
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
