@@ -119,10 +119,14 @@ class DemoGraph:
         return json.loads(report), image
 
 
-def run_trials(graph: DemoGraph, kind: str, budgets: list[int], seeds: list[int]) -> tuple[list[Trial], dict]:
-    """Every (method, budget, seed) search; returns the trials and the returned images keyed by (method, budget)."""
+def run_trials(
+    graph: DemoGraph, kind: str, budgets: list[int], seeds: list[int], methods_100: list[str] | None = None
+) -> tuple[list[Trial], dict]:
+    """Every (method, budget, seed) search; returns the trials and the returned images keyed by (method, budget).
+    ×1 is Best-of-1 (the plain sampler); ×100 runs only ``methods_100`` (all when ``None``)."""
     trials, images = [], {}
-    plan = [(m, b) for b in budgets for m in METHODS if b > 1 or m == "best_of_n"]
+    plan = [(m, b) for b in budgets for m in METHODS
+            if (b > 1 or m == "best_of_n") and (b != 100 or methods_100 is None or m in methods_100)]  # fmt: skip
     for method, budget in plan:
         t0 = time.perf_counter()
         for seed in seeds:
@@ -294,8 +298,10 @@ def run_kind(kind: str, args: argparse.Namespace) -> tuple[list[Trial], dict]:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     graph = DemoGraph(kind, args.target, args.steps, args.sampler, args.scheduler)
-    kind_trials, kind_images = run_trials(graph, kind, args.budgets, args.seeds)
-    return kind_trials, {(kind, *k): v for k, v in kind_images.items()}
+    with torch.inference_mode():
+        kind_trials, kind_images = run_trials(graph, kind, args.budgets, args.seeds, args.methods_100)
+    # plain arrays: tensors would cross the process boundary as one shared-memory file descriptor each
+    return kind_trials, {(kind, *k): v.numpy().copy() for k, v in kind_images.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", nargs="+", type=int, default=[1, 5, 10, 30, 100],
                         help="budgets as multiples of one trajectory's NFE (1 = the plain sampler)")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(16)))
+    parser.add_argument("--methods-100", nargs="+", default=["default", "best_of_n"], choices=list(METHODS),
+                        help="methods run at ×100 (the most expensive budget)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sampler", default="dpmpp_2m_sde", help="inner sampler (the demo's recommended one)")
     parser.add_argument("--scheduler", default="karras")
@@ -330,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         done = [run_kind(*job) for job in jobs]
     for kind_trials, kind_images in done:
         trials += kind_trials
-        images.update(kind_images)
+        images.update({k: torch.from_numpy(v) for k, v in kind_images.items()})
     wall = time.perf_counter() - t0
     rows = summarise(trials, images)
     checks = verdicts(rows)

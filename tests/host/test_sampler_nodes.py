@@ -59,12 +59,12 @@ class ImageOnlyReward:
 
 
 def ksampler(sn, model_bundle, reward, *, seed=3, schedule=None, mutation=None, chunk_size=0, model=None,
-             latent=None, sampler_name="euler_ancestral", denoise=1.0, vae="default", cfg=2.0):  # fmt: skip
+             latent=None, sampler_name="euler_ancestral", denoise=1.0, vae="default", cfg=2.0, top_k=0):  # fmt: skip
     return run_node(
         sn.EvoSearchKSampler, model=model or model_bundle.model, positive=model_bundle.positive,
         negative=model_bundle.negative, latent_image=latent or model_bundle.empty_latent(1), reward=reward, seed=seed,
         steps=STEPS, cfg=cfg, sampler_name=sampler_name, scheduler="normal", denoise=denoise, chunk_size=chunk_size,
-        vae=model_bundle.vae if vae == "default" else vae, schedule=schedule, mutation=mutation,
+        vae=model_bundle.vae if vae == "default" else vae, schedule=schedule, mutation=mutation, top_k=top_k,
     )  # fmt: skip
 
 
@@ -289,6 +289,28 @@ def test_mutation_node(pack, es, sn):
     assert mutation == es.Mutation(beta=0.2, intermediate="additive", strength=1.0, elites=None, tournament=3.0)
     with pytest.raises(ValueError, match="EvoSearch Mutation: strength"):
         run_node(sn.EvoSearchMutation, beta=0.2, intermediate="redraw", strength=2.0, elites=-1, tournament=0.9)
+
+
+def test_top_k_returns_one_option_per_island(pack, tiny, es, sn):
+    """Diverse options (issue 10): with the default (graded x0 fitness) and top_k = 4, automatic islands split the
+    population into four lineages and 'population' holds one option per island, best first; top_k = 0 keeps one
+    population and returns it whole; islands = 1 on the Mutation node turns the islands off."""
+    bundle = tiny("sd15")
+    spec = es.ScheduleSpec(mode="budget_multiple", budget=16.0)  # 16 individuals a generation: islands of 4
+    reward = module("rewards").Colorfulness()
+    _, options, scores, report, _ = ksampler(sn, bundle, reward, schedule=spec, top_k=4)
+    rep = json.loads(report)["searches"][0]
+    assert rep["fitness"] == "graded" and rep["islands"] == 4 and rep["mutation"]["options"] == 4
+    assert options["samples"].shape[0] == 4 and scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(json.loads(report)["best_rewards"][0], rel=1e-5)
+    _, population, all_scores, report0, _ = ksampler(sn, bundle, reward, schedule=spec)
+    assert json.loads(report0)["searches"][0]["islands"] == 1 and population["samples"].shape[0] == 16
+    d = es.Mutation()
+    (single,) = run_node(sn.EvoSearchMutation, beta=d.beta, intermediate=d.intermediate, strength=d.strength,
+                         elites=-1, tournament=d.tournament, max_share=1.0, islands=1)  # fmt: skip
+    report1 = ksampler(sn, bundle, reward, schedule=spec, mutation=single, top_k=4)[3]
+    assert json.loads(report1)["searches"][0]["islands"] == 1
+    assert json.loads(report1)["searches"][0]["nfe"] == rep["nfe"]  # islands cost nothing
 
 
 def test_no_node_changes_the_shared_model_or_prints(pack, tiny, es, sn, capfd):
