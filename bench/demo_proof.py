@@ -1,6 +1,6 @@
 """Proof on a trained model (issue 5): EvoSearch vs Best-of-N vs particle sampling, end to end through the ComfyUI nodes.
 
-    COMFYUI_PATH=/path/to/ComfyUI python -m bench.demo_proof            # 16 seeds, ×5/×10/×30/×100, ~15 min with --jobs 2 on 2 cores
+    COMFYUI_PATH=/path/to/ComfyUI python -m bench.demo_proof            # 16 seeds, ×5/×10/×30 (+ ×100 for the default and Best-of-N), ~9 min with --jobs 2
     COMFYUI_PATH=/path/to/ComfyUI python -m bench.demo_proof --quick    # 2 seeds, ×5/×10: a smoke run
 
 Every search runs the way a user's graph does: **EvoSearch Demo Model** (the digit UNet, VAE and classifier reward
@@ -190,7 +190,9 @@ def verdicts(rows: list[dict]) -> list[str]:
             budgets = sorted(b for (m, b) in mean if m == variant)
             if not budgets:
                 continue
-            best_baseline = {b: max(mean[("best_of_n", b)], mean[("particles", b)]) for b in budgets}
+            baselines = {b: [mean[(m, b)] for m in ("best_of_n", "particles") if (m, b) in mean] for b in budgets}
+            budgets = [b for b in budgets if baselines[b]]
+            best_baseline = {b: max(baselines[b]) for b in budgets}
             wins = [b for b in budgets if mean[(variant, b)] >= best_baseline[b]]
             line = (
                 f"{kind}, {LABELS[variant]}: ≥ both baselines at {len(wins)}/{len(budgets)} budgets "

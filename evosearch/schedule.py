@@ -60,6 +60,8 @@ PRESETS: dict[str, dict[str, object]] = {
 def _int_tuple(name: str, values: Sequence[int] | int) -> tuple[int, ...]:
     if isinstance(values, int):
         values = (values,)
+    if isinstance(values, str):  # "42, 26, 26" as typed in a node, not one character per entry
+        values = [v for v in values.replace(",", " ").replace(";", " ").split() if v]
     try:
         out = tuple(int(v) for v in values)
     except (TypeError, ValueError) as e:
@@ -328,14 +330,17 @@ def parse_int_list(text: str | Sequence[int], name: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def parse_step_list(text: str | Sequence[float], name: str) -> tuple[float, ...]:
+def parse_step_list(text: str | Sequence[float], name: str, allow_empty: bool = False) -> tuple[float, ...]:
     """Parse evolution steps given as step indices ("0, 20, 30, 40") or fractions of the sampler's steps
     ("0, 0.4, 0.6, 0.8"), strictly: each item is a whole number ≥ 0 (a step index) or a number in [0, 1) (a fraction
-    of T, resolved by :func:`resolve_steps`). Raises a ``ValueError`` that quotes the bad item and names ``name``."""
+    of T, resolved by :func:`resolve_steps`). Raises a ``ValueError`` that quotes the bad item and names ``name``.
+    ``allow_empty``: an empty list is ``()`` (no generations: a Best-of-N schedule) instead of an error."""
     if not isinstance(text, str):
         items: list[object] = list(text)
     else:
         items = [t for t in text.replace(",", " ").replace(";", " ").split() if t]
+    if not items and allow_empty:
+        return ()
     if not items:
         raise ValueError(
             f"{name} is empty: expected step indices or fractions of the steps separated by commas, e.g. "
@@ -411,7 +416,7 @@ class ScheduleSpec:
         if self.mode.startswith("budget") and not self.budget > 0:
             raise ValueError(f"budget must be > 0, got {self.budget}")
         if self.mode == "custom":
-            object.__setattr__(self, "evolution_steps", parse_step_list(self.evolution_steps, "evolution_steps"))
+            object.__setattr__(self, "evolution_steps", parse_step_list(self.evolution_steps, "evolution_steps", allow_empty=True))
             object.__setattr__(self, "population", _int_tuple("population", self.population))
             self._custom(None)  # the structure (lengths, order) is checked now; the steps when T is known
 

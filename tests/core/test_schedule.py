@@ -175,3 +175,14 @@ def test_schedule_spec_resolves_against_the_sampler_steps():
         es.ScheduleSpec(mode="custom", evolution_steps=(0, 10), population=(4, 2))
     with pytest.raises(ValueError, match="below one trajectory"):
         es.ScheduleSpec(mode="budget_nfe", budget=10).resolve(20)
+
+
+def test_custom_spec_accepts_no_generations_and_typed_lists():
+    """A custom Best-of-N spec has no evolution steps (worked before fractions were added); populations typed as
+    text are numbers, not characters."""
+    bon = es.ScheduleSpec(mode="custom", strategy="best_of_n", evolution_steps=(), population=(16,))
+    assert bon.resolve(20).population == (16,) and bon.resolve(20).nfe(20) == 320
+    typed = es.ScheduleSpec(mode="custom", evolution_steps="0, 5", population="16, 8, 8").resolve(20)
+    assert typed.population == (16, 8, 8) and typed.evolution_steps == (0, 5)
+    with pytest.raises(ValueError, match="population must be a list of integers"):
+        es.Schedule(evolution_steps=[0], population="16, x")
