@@ -416,7 +416,9 @@ class ScheduleSpec:
         if self.mode.startswith("budget") and not self.budget > 0:
             raise ValueError(f"budget must be > 0, got {self.budget}")
         if self.mode == "custom":
-            object.__setattr__(self, "evolution_steps", parse_step_list(self.evolution_steps, "evolution_steps", allow_empty=True))
+            object.__setattr__(
+                self, "evolution_steps", parse_step_list(self.evolution_steps, "evolution_steps", allow_empty=True)
+            )
             object.__setattr__(self, "population", _int_tuple("population", self.population))
             self._custom(None)  # the structure (lengths, order) is checked now; the steps when T is known
 

@@ -440,7 +440,7 @@ def workflows() -> dict[str, dict]:
     )
     demo = [
         N(1, "EvoSearchDemoModel", 0, 1, {"batch_size": 1, "target_digit": 3, "reward_kind": "digit_bold"}),
-        _schedule(2, 0, 2, budget=30.0, steps=20, fitness="x0"),
+        _schedule(2, 0, 2, budget=30.0, steps=20),
         N(3, "EvoSearchMutation", 0, 3),
         N(
             4,
@@ -494,8 +494,8 @@ def workflows() -> dict[str, dict]:
         "digits (32×32 images). The model draws random digits; the reward asks for a **bold 3** (a confident 3 whose "
         "stroke thickness is in the top decile), which the plain sampler draws about once in 160 tries. The "
         "EvoSearch KSampler spends ×30 one image's compute evolving the initial noises and the intermediate latents "
-        "towards it, scoring each generation on the model's x0 predictions (fitness x0, which wins on this small model; "
-        "fitness rollout is the paper's). Compare with the plain KSampler below on the same seed. Change target_digit and reward_kind "
+        "towards it with the default strategy (fitness auto: x0 predictions scored with selection pressure rising "
+        "with the step; fitness rollout is the paper's). Compare with the plain KSampler below on the same seed. Change target_digit and reward_kind "
         "(digit / digit_bold / digit_thin), or set the schedule's strategy to best_of_n or particles to compare at "
         "the same compute (bench/demo_proof.py measures all three over many seeds)."
     )
