@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 from ..mutation import Mutation
 from ..schedule import Schedule, default_evolution_steps
-from .evosearch_rollout import pool_keep
 from .evosearch_x0 import EvoSearchX0
 from .registry import register_strategy
 
@@ -55,14 +54,6 @@ class EvoSearchGraded(EvoSearchX0):
         return [
             graded_tournament(mutation.tournament_for(p), p, s, steps) for p, s in zip(pools, schedule.evolution_steps)
         ]
-
-    @classmethod
-    def stored_states(cls, schedule: Schedule, mutation: Mutation, steps: int, chunk: int) -> int:
-        keeps = pool_keep(schedule, mutation, cls.pool_sizes(schedule), cls._tournaments(schedule, mutation, steps))
-        pool = max(
-            (min(s, (s if k is None else k) + chunk) for s, k in zip(cls.pool_sizes(schedule), keeps)), default=0
-        )
-        return 2 * pool + 2 * max(schedule.population) + 4 * chunk
 
     @classmethod
     def plan(cls, budget_nfe: int, steps: int, evolution_steps: Sequence[int] | None = None, **options: object):

@@ -185,11 +185,18 @@ class EvoSearchX0(ProxyGenerations):
 
     @classmethod
     def stored_states(cls, schedule: Schedule, mutation: Mutation, steps: int, chunk: int) -> int:
-        keeps = pool_keep(schedule, mutation, cls.pool_sizes(schedule))
-        pool = max(
-            (min(s, (s if k is None else k) + chunk) for s, k in zip(cls.pool_sizes(schedule), keeps)), default=0
-        )
+        sizes = cls.pool_sizes(schedule)
+        if mutation.islands_for(min(schedule.population)) > 1:
+            pool = max(sizes, default=0)  # island pools are small and keep every member
+        else:
+            keeps = pool_keep(schedule, mutation, sizes, cls._tournaments(schedule, mutation, steps))
+            pool = max((min(s, (s if k is None else k) + chunk) for s, k in zip(sizes, keeps)), default=0)
         return 2 * pool + 2 * max(schedule.population) + 4 * chunk
+
+    @classmethod
+    def _tournaments(cls, schedule: Schedule, mutation: Mutation, steps: int) -> list[int] | None:
+        """Tournament sizes of the selections, for the pool bound (``None``: the mutation's own)."""
+        return None
 
     @classmethod
     def plan(cls, budget_nfe: int, steps: int, evolution_steps: Sequence[int] | None = None, **options: object):

@@ -371,3 +371,13 @@ def test_more_islands_than_the_population_holds_are_reduced(caplog):
     with caplog.at_level("WARNING"):
         result = es.search(process, ring_reward, (2,), schedule, seed=0, islands=5)
     assert math.isfinite(result.best_reward) and "hold only 3 islands" in caplog.text
+
+
+def test_memory_bound_counts_island_pools_in_full():
+    """Island pools keep every member, so the stored-state bound with islands is one generation's pool, whatever
+    the pruning bound of one population would be."""
+    schedule = es.Schedule(evolution_steps=[30, 50, 70], population=[64, 64, 64, 64], fitness="x0")
+    cls = schedule.strategy_class
+    one = cls.stored_states(schedule, es.Mutation(), 100, 4)  # greedy tournaments: pools pruned to a few
+    four = cls.stored_states(schedule, es.Mutation(islands=4), 100, 4)
+    assert four == 2 * 64 + 2 * 64 + 4 * 4 and four > one
